@@ -1,0 +1,29 @@
+# `make demo` and `make test` each set themselves up on a fresh machine: venv, torch first, then the project.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Ephemeral Prefect needs more than its default 20 s to start on 2 cores; telemetry is offline here.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/cryptorl run --segment 0 --profile smoke
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf artifacts .pytest_cache

@@ -1,0 +1,167 @@
+"""Typed configuration per pipeline stage, and the `smoke` / `cpu` / `gpu` profiles.
+
+Each stage reads one frozen dataclass. A `Profile` bundles them; profiles differ in scale only, never
+in semantics. Configs are validated up front (`validate()`), one rule per check, and each error names
+the key and the fix, so a bad value fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptorl.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_PATH = PROJECT_ROOT / "data" / "BTCUSDT-1h.parquet"
+OBSERVATION_WINDOW = 64  # bars of history the agent and the MAE see at each step
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the OHLCV comes from and how exchange outages are handled."""
+
+    path: str = str(DEFAULT_DATA_PATH)
+    bar: str = "1h"  # bar duration (pandas offset alias); gaps are measured against it
+    # Outages up to this many missing bars are filled with flat zero-volume bars (price unchanged);
+    # a longer gap is refused because inventing a day of prices would be fiction.
+    max_gap_fill_bars: int = 48
+    # Binance's first months are thin (median volume 67 BTC/h); training starts at 2018 by default.
+    start: str | None = "2018-01-01"
+    end: str | None = None
+
+    def validate(self) -> None:
+        _require(self.max_gap_fill_bars >= 0, "data.max_gap_fill_bars", self.max_gap_fill_bars,
+                 "use 0 to refuse every gap, or a positive number of bars")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Technical features and their train-only scaler."""
+
+    # Robust-scaled features are clipped to ±clip so one crash bar cannot dominate a batch.
+    scaler_clip: float = 5.0
+
+    def validate(self) -> None:
+        _require(self.scaler_clip > 0, "features.scaler_clip", self.scaler_clip, "use a positive value, e.g. 5.0")
+
+
+@dataclass(frozen=True)
+class WFOConfig:
+    """Walk-forward segmentation. Lengths are bars (int) or calendar spans ("18M", "30D", "500h")."""
+
+    first_train_start: str = "2018-01-01"
+    train: int | str = "24M"
+    eval: int | str = "3M"
+    test: int | str = "3M"
+    step: int | str = "3M"  # how far the next segment's train start moves
+    # Bars dropped between train/eval and eval/test so no observation window straddles two slices.
+    purge_bars: int = OBSERVATION_WINDOW
+
+    def validate(self) -> None:
+        _require(self.purge_bars >= OBSERVATION_WINDOW, "wfo.purge_bars", self.purge_bars,
+                 f"set it to at least the observation window ({OBSERVATION_WINDOW} bars)")
+
+
+@dataclass(frozen=True)
+class RegimeConfig:
+    """Gaussian HMM over a few scaled features; 5 context columns from its forward filter."""
+
+    n_states: int = 4
+    # The HMM sees a handful of return/volatility features, not all 50 (a diagonal HMM over 50
+    # correlated columns mostly models their correlation, not regimes).
+    columns: tuple[str, ...] = ("ret_1", "ret_24", "rv_24", "rv_168", "vol_z_24")
+    covariance_type: str = "diag"
+    n_inits: int = 5  # random restarts; the best log-likelihood wins
+    n_iter: int = 200
+    tol: float = 1e-3
+
+    def validate(self) -> None:
+        _require(self.n_states >= 2, "regime.n_states", self.n_states, "use at least 2 states (default 4)")
+        _require(self.n_inits >= 1, "regime.n_inits", self.n_inits, "use at least 1 initialisation")
+        _require(len(self.columns) >= 1, "regime.columns", self.columns, "name at least one feature column")
+        _require(self.covariance_type in ("diag", "full", "spherical", "tied"), "regime.covariance_type",
+                 self.covariance_type, "use one of diag, full, spherical, tied")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything one run needs; `name` is for display only (it is not part of any cache key)."""
+
+    name: str
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    wfo: WFOConfig = field(default_factory=WFOConfig)
+    regime: RegimeConfig = field(default_factory=RegimeConfig)
+
+    def validate(self) -> "Profile":
+        for stage in (self.data, self.features, self.wfo, self.regime):
+            stage.validate()
+        return self
+
+
+def _require(ok: bool, key: str, value: Any, fix: str) -> None:
+    if not ok:
+        raise ConfigError(f"invalid config {key}={value!r}: {fix}")
+
+
+PROFILES: dict[str, Profile] = {
+    # CI and `make demo`: minutes on 2 CPU cores.
+    "smoke": Profile(
+        name="smoke",
+        wfo=WFOConfig(train="6M", eval="1M", test="1M", step="1M"),
+        regime=RegimeConfig(n_inits=2, n_iter=50),
+    ),
+    # A useful run on a workstation CPU.
+    "cpu": Profile(name="cpu", wfo=WFOConfig(train="12M", eval="2M", test="2M", step="2M")),
+    # The seed's full scale on the GPU server.
+    "gpu": Profile(name="gpu"),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The named profile, validated."""
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}: use one of {', '.join(PROFILES)}")
+    return PROFILES[name].validate()
+
+
+def with_overrides(profile: Profile, overrides: dict[str, str]) -> Profile:
+    """Apply `stage.key=value` overrides (values parsed as the field's type), then validate."""
+    for dotted, raw in overrides.items():
+        profile = _override_one(profile, dotted, raw)
+    return profile.validate()
+
+
+def _override_one(profile: Profile, dotted: str, raw: str) -> Profile:
+    stage_name, _, key = dotted.partition(".")
+    stage = getattr(profile, stage_name, None)
+    if not key or not dataclasses.is_dataclass(stage):
+        stages = ", ".join(f.name for f in dataclasses.fields(profile) if dataclasses.is_dataclass(getattr(profile, f.name)))
+        raise ConfigError(f"unknown config key {dotted!r}: use STAGE.KEY=VALUE with STAGE one of {stages}")
+    fields_by_name = {f.name: f for f in dataclasses.fields(stage)}
+    if key not in fields_by_name:
+        raise ConfigError(f"unknown config key {dotted!r}: {stage_name} has {', '.join(fields_by_name)}")
+    value = _parse_like(getattr(stage, key), raw, dotted)
+    return dataclasses.replace(profile, **{stage_name: dataclasses.replace(stage, **{key: value})})
+
+
+def _parse_like(current: Any, raw: str, dotted: str) -> Any:
+    """Parse `raw` into the type of the field's current value."""
+    try:
+        if isinstance(current, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1")
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if isinstance(current, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"invalid value for {dotted}: {raw!r} is not a {type(current).__name__}") from None
+    return None if raw.lower() == "none" else raw
