@@ -21,16 +21,12 @@ OBSERVATION_WINDOW = 64  # bars of history the agent and the MAE see at each ste
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the OHLCV comes from and how exchange outages are handled."""
+    """How OHLCV bars are read and how exchange outages are handled (the source itself is a run input)."""
 
-    path: str = str(DEFAULT_DATA_PATH)
     bar: str = "1h"  # bar duration (pandas offset alias); gaps are measured against it
     # Outages up to this many missing bars are filled with flat zero-volume bars (price unchanged);
     # a longer gap is refused because inventing a day of prices would be fiction.
     max_gap_fill_bars: int = 48
-    # Binance's first months are thin (median volume 67 BTC/h); training starts at 2018 by default.
-    start: str | None = "2018-01-01"
-    end: str | None = None
 
     def validate(self) -> None:
         _require(self.max_gap_fill_bars >= 0, "data.max_gap_fill_bars", self.max_gap_fill_bars,
@@ -52,6 +48,7 @@ class FeatureConfig:
 class WFOConfig:
     """Walk-forward segmentation. Lengths are bars (int) or calendar spans ("18M", "30D", "500h")."""
 
+    # Binance's first months are thin (median volume 67 BTC/h): the first segment trains from 2018.
     first_train_start: str = "2018-01-01"
     train: int | str = "24M"
     eval: int | str = "3M"

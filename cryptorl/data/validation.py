@@ -1,0 +1,184 @@
+"""Normalise a raw OHLCV table into the canonical frame, refusing anything inconsistent.
+
+The canonical frame is what every later stage (features, HMM, environments, cache keys) relies on: a
+UTC `DatetimeIndex` named `timestamp` (nanosecond unit), strictly increasing, on the `bar` grid, and
+float64 columns exactly `open high low close volume` with finite, positive prices, non-negative volume
+and `low <= open, close <= high`.
+
+Nothing is repaired silently except spelling: column names match case-insensitively, naive timestamps
+are taken as UTC, tz-aware ones are converted to UTC, and epoch numbers are read as seconds,
+milliseconds, microseconds or nanoseconds by their magnitude (per value, because Binance switched its
+spot klines from ms to µs in 2025, so a concatenation of monthly files mixes both). Every other problem
+raises `DataError` with one line: the file, the first offending row (counted from 1 in file order, a
+CSV header not counted) and its timestamp, the column, how many rows share the problem, and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from cryptorl.errors import ConfigError, DataError
+
+COLUMNS = ("open", "high", "low", "close", "volume")
+PRICE_COLUMNS = COLUMNS[:4]
+# Accepted names of the bar-open time column, in order of preference.
+TIMESTAMP_COLUMNS = ("timestamp", "date", "datetime", "time", "open_time")
+
+_NS_PER_EPOCH_UNIT = (10**9, 10**6, 10**3, 1)  # s, ms, µs, ns
+_EPOCH_UNIT_LIMITS = (1e11, 1e14, 1e17)  # below 1e11 seconds is before year 5138, likewise for each unit
+_FIX_ROW = "correct or drop that bar upstream; the loader never guesses prices"
+
+
+def parse_bar(bar: str) -> pd.Timedelta:
+    """The bar duration of `bar` (a pandas offset alias such as "1h", "15min", "1D")."""
+    try:
+        duration = pd.Timedelta(bar)
+    except ValueError:
+        duration = pd.NaT
+    if pd.isna(duration) or duration <= pd.Timedelta(0):
+        raise ConfigError(f"invalid config data.bar={bar!r}: "
+                          "use a positive fixed duration such as '1h', '15min' or '1D'")
+    return duration
+
+
+def format_timestamp(ts: pd.Timestamp) -> str:
+    """'2017-08-17 04:00 UTC'; seconds and fractions only when present (they matter in grid errors)."""
+    text = str(ts.tz_convert("UTC").tz_localize(None))
+    return (text[:-3] if len(text) == 19 and text.endswith(":00") else text) + " UTC"
+
+
+def validate_ohlcv(frame: pd.DataFrame, source: str, *, bar: str = "1h") -> pd.DataFrame:
+    """The canonical OHLCV frame of a raw table (see the module docstring), or `DataError` naming the problem.
+
+    `frame` may carry its timestamps in a column (any name of `TIMESTAMP_COLUMNS`, any case) or as a
+    `DatetimeIndex`; extra columns are dropped. Rows are never reordered, dropped or invented here.
+    """
+    bar_duration = parse_bar(bar)  # a bad config fails before the data is judged
+    if len(frame) == 0:
+        raise DataError(f"{source}: no rows; fix: pass a file that holds OHLCV bars")
+    stamps_raw, columns = _locate_columns(frame, source)
+    stamps = _parse_timestamps(stamps_raw, source)
+    values = {name: _numeric_column(frame[columns[name]], name, source, stamps) for name in COLUMNS}  # each (T,)
+    _check_time_order(stamps, source, bar_duration, bar)
+    _check_prices(values, source, stamps)
+    return pd.DataFrame(values, index=pd.DatetimeIndex(stamps, name="timestamp"))
+
+
+def data_hash(frame: pd.DataFrame) -> str:
+    """sha256 hex of a canonical frame's content: index as int64 ns, then each column's float64 bytes.
+
+    Byte order is fixed (little-endian) so the key is the same on every machine; names, file format and
+    path do not enter it, so the same bars loaded from CSV or parquet share one cache key.
+    """
+    digest = hashlib.sha256()
+    digest.update(frame.index.as_unit("ns").asi8.astype("<i8").tobytes())  # (T,)
+    for name in COLUMNS:
+        digest.update(frame[name].to_numpy(dtype="<f8").tobytes())  # (T,)
+    return digest.hexdigest()
+
+
+def _locate_columns(frame: pd.DataFrame, source: str) -> tuple[pd.Series, dict[str, str]]:
+    """The raw timestamps and the frame's own name of each OHLCV column, matched case-insensitively."""
+    by_lower: dict[str, str] = {}
+    for name in map(str, frame.columns):
+        key = name.strip().lower()
+        if key in by_lower:
+            raise DataError(f"{source}: columns {by_lower[key]!r} and {name!r} both read as {key!r}; "
+                            "fix: keep only one of them")
+        by_lower[key] = name
+    found = ", ".join(map(str, frame.columns)) or "none"
+    missing = [name for name in COLUMNS if name not in by_lower]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {', '.join(missing)} (found: {found}); "
+                        f"fix: name the columns {', '.join(COLUMNS)} (any case)")
+    stamp_name = next((by_lower[name] for name in TIMESTAMP_COLUMNS if name in by_lower), None)
+    if stamp_name is not None:
+        stamps = frame[stamp_name]
+    elif isinstance(frame.index, pd.DatetimeIndex):
+        stamps = frame.index.to_series(index=frame.index)
+    else:
+        raise DataError(f"{source}: missing timestamp column (found: {found}); "
+                        f"fix: name the bar-open time column one of {', '.join(TIMESTAMP_COLUMNS)}")
+    return stamps, {name: by_lower[name] for name in COLUMNS}
+
+
+def _parse_timestamps(raw: pd.Series, source: str) -> pd.DatetimeIndex:
+    """UTC nanosecond bar-open times; epoch numbers or date strings/datetimes (naive means UTC)."""
+    numeric = pd.to_numeric(raw, errors="coerce") if not pd.api.types.is_datetime64_any_dtype(raw) else None
+    if numeric is not None and numeric.notna().all():
+        stamps = pd.DatetimeIndex(_epoch_to_ns(numeric.to_numpy()), tz="UTC")
+    else:
+        stamps = pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce"))
+    _require_rows(np.asarray(stamps.isna()), source, None,
+                  lambda row: f"unreadable timestamp {raw.iloc[row]!r} in column '{raw.name}'",
+                  "write bar-open times as ISO 8601 (2024-01-31 13:00) or epoch s/ms")
+    return stamps.as_unit("ns")
+
+
+def _epoch_to_ns(epoch: np.ndarray) -> np.ndarray:
+    """Epoch numbers in s/ms/µs/ns (chosen per value by magnitude) as int64 nanoseconds."""
+    ns_per_unit = np.select([np.abs(epoch) < limit for limit in _EPOCH_UNIT_LIMITS],
+                            _NS_PER_EPOCH_UNIT[:-1], _NS_PER_EPOCH_UNIT[-1])
+    if np.issubdtype(epoch.dtype, np.integer):
+        return epoch.astype(np.int64) * ns_per_unit  # exact; float64 would round ns epochs
+    return np.rint(epoch * ns_per_unit).astype(np.int64)
+
+
+def _numeric_column(raw: pd.Series, name: str, source: str, stamps: pd.DatetimeIndex) -> np.ndarray:
+    """A float64 column, refusing text that is not a number and NaN/inf values."""
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)  # (T,)
+    _require_rows(np.isnan(values) & raw.notna().to_numpy(), source, stamps,
+                  lambda row: f"non-numeric value {raw.iloc[row]!r} in column '{name}'",
+                  "write plain numbers such as 4261.48 (no units, thousands separators or text)")
+    _require_rows(~np.isfinite(values), source, stamps,
+                  lambda row: f"{'missing (NaN)' if np.isnan(values[row]) else 'infinite'} value in column '{name}'",
+                  _FIX_ROW)
+    return values
+
+
+def _check_time_order(stamps: pd.DatetimeIndex, source: str, bar_duration: pd.Timedelta, bar: str) -> None:
+    """Unique, strictly increasing, on the grid of multiples of `bar` since 1970-01-01 00:00 UTC."""
+    _require_rows(np.asarray(stamps.duplicated()), source, stamps,
+                  lambda row: f"duplicate timestamp (also at row {np.argmax(stamps == stamps[row]) + 1})",
+                  "keep one bar per timestamp (e.g. drop_duplicates on the timestamp column upstream)")
+    epoch_ns = stamps.asi8  # (T,)
+    earlier = np.concatenate([[False], epoch_ns[1:] < epoch_ns[:-1]])
+    _require_rows(earlier, source, stamps,
+                  lambda row: f"timestamp earlier than row {row} ({format_timestamp(stamps[row - 1])})",
+                  "sort the file by timestamp (the loader does not reorder bars)")
+    _require_rows(epoch_ns % bar_duration.value != 0, source, stamps,
+                  lambda row: f"timestamp off the {bar} bar grid",
+                  f"use bar-open times on the {bar} grid (multiples of {bar} since 1970-01-01 UTC) "
+                  "or set data.bar to the file's bar")
+
+
+def _check_prices(values: dict[str, np.ndarray], source: str, stamps: pd.DatetimeIndex) -> None:
+    """Positive prices, non-negative volume, and each bar's open and close inside its [low, high]."""
+    for name in PRICE_COLUMNS:
+        _require_rows(values[name] <= 0, source, stamps,
+                      lambda row, name=name: f"non-positive price {values[name][row]:g} in column '{name}'", _FIX_ROW)
+    _require_rows(values["volume"] < 0, source, stamps,
+                  lambda row: f"negative volume {values['volume'][row]:g} in column 'volume'", _FIX_ROW)
+    low, high = values["low"], values["high"]
+    _require_rows(high < low, source, stamps,
+                  lambda row: f"high {high[row]:g} < low {low[row]:g} in columns 'high'/'low'", _FIX_ROW)
+    for name in ("open", "close"):
+        _require_rows((values[name] < low) | (values[name] > high), source, stamps,
+                      lambda row, name=name: f"{name} {values[name][row]:g} outside [low {low[row]:g}, "
+                                             f"high {high[row]:g}] in column '{name}'", _FIX_ROW)
+
+
+def _require_rows(bad: np.ndarray, source: str, stamps: pd.DatetimeIndex | None,
+                  describe: Callable[[int], str], fix: str) -> None:
+    """Raise `DataError` naming the first row where `bad` is True and how many rows are bad."""
+    rows = np.flatnonzero(bad)
+    if rows.size == 0:
+        return
+    row = int(rows[0])
+    when = f" ({format_timestamp(stamps[row])})" if stamps is not None else ""
+    count = f", {rows.size:,} rows in all" if rows.size > 1 else ""
+    raise DataError(f"{source}: {describe(row)} at row {row + 1}{when}{count}; fix: {fix}")

@@ -1,0 +1,21 @@
+"""Pipeline stages: one function per node of the segment DAG, store in, store out.
+
+Each stage takes small references (`ArtifactRef`, frozen dataclasses of them) plus typed configs, does
+its work with the library, writes its outputs through `ArtifactStore` under a content-scoped key
+(`segments/<n>/<stage>/<fingerprint>/...`) and returns references. The Prefect tasks in `tasks/` call
+exactly one of these each; nothing here knows about Prefect.
+"""
+
+from cryptorl.stages.hmm import RegimeArtifacts, fit_hmm, load_regime_context
+from cryptorl.stages.split import SegmentArtifacts, SegmentData, load_segment, source_ref, split_segment
+
+__all__ = [
+    "RegimeArtifacts",
+    "SegmentArtifacts",
+    "SegmentData",
+    "fit_hmm",
+    "load_regime_context",
+    "load_segment",
+    "source_ref",
+    "split_segment",
+]

@@ -1,0 +1,173 @@
+"""The artifact store: one fsspec filesystem addressed by a URL.
+
+`file://./artifacts` (default), `s3://bucket/prefix` (s3fs; endpoint and credentials come from the
+environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...) and `memory://` (tests) behave alike.
+
+Writes are atomic: a local file is written under a temporary name and renamed; a remote object is
+written with a single PUT, which object stores make visible all at once. So a crash never leaves a
+half-written artifact under its final name. Every write returns an `ArtifactRef` (uri + sha256) that
+downstream stages take as input: small, hashable, and identified by content.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import fsspec
+import pandas as pd
+
+from cryptorl.errors import StorageError
+from cryptorl.hashing import sha256_bytes
+
+DEFAULT_STORE_URL = "file://./artifacts"
+STORE_ENV_VAR = "CRYPTORL_STORAGE"
+_TRANSIENT_ATTEMPTS = 4  # remote stores only: 0.5 s, 1 s, 2 s backoff between attempts
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """A stored artifact: where it is and what it contains."""
+
+    uri: str
+    sha256: str
+
+
+def default_store_url() -> str:
+    return os.environ.get(STORE_ENV_VAR, DEFAULT_STORE_URL)
+
+
+class ArtifactStore:
+    """Read and write artifacts under one root URL; keys are '/'-separated relative paths."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = _normalise_url(url or default_store_url())
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        except (ImportError, ValueError) as exc:
+            raise StorageError(f"cannot open artifact store {self.url!r}: {exc}; use file://PATH, s3://BUCKET/PREFIX "
+                               "or memory://PATH") from None
+        self.is_local = self.url.startswith("file://")
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.url!r})"
+
+    # -- addressing ---------------------------------------------------------------------------
+    def path(self, key: str) -> str:
+        """The filesystem path of `key` (what fsspec calls the path inside the store)."""
+        return f"{self.root.rstrip('/')}/{key.lstrip('/')}"
+
+    def uri(self, key: str) -> str:
+        return f"{self.url.rstrip('/')}/{key.lstrip('/')}"
+
+    def key_of(self, ref_or_uri: ArtifactRef | str) -> str:
+        uri = ref_or_uri.uri if isinstance(ref_or_uri, ArtifactRef) else ref_or_uri
+        prefix = self.url.rstrip("/") + "/"
+        if not uri.startswith(prefix):
+            raise StorageError(f"artifact {uri!r} is not in store {self.url!r}: open the store it was written to")
+        return uri[len(prefix):]
+
+    # -- bytes ----------------------------------------------------------------------------------
+    def write_bytes(self, key: str, data: bytes) -> ArtifactRef:
+        self._retry(lambda: self._write_atomic(self.path(key), data), f"write {self.uri(key)}")
+        return ArtifactRef(self.uri(key), sha256_bytes(data))
+
+    def read_bytes(self, ref_or_key: ArtifactRef | str) -> bytes:
+        """Read an artifact; with an ArtifactRef, also check its content hash."""
+        key = self.key_of(ref_or_key) if isinstance(ref_or_key, ArtifactRef) else ref_or_key
+        data = self._retry(lambda: self.fs.cat_file(self.path(key)), f"read {self.uri(key)}")
+        if isinstance(ref_or_key, ArtifactRef) and sha256_bytes(data) != ref_or_key.sha256:
+            raise StorageError(f"artifact {ref_or_key.uri} changed since it was written (sha256 mismatch): "
+                               "re-run the stage that produced it with --clean")
+        return data
+
+    def exists(self, key: str) -> bool:
+        return bool(self._retry(lambda: self.fs.exists(self.path(key)), f"stat {self.uri(key)}"))
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Keys of all files under `prefix`, sorted."""
+        base = self.path(prefix)
+        found = self._retry(lambda: self.fs.find(base) if self.fs.exists(base) else [], f"list {self.uri(prefix)}")
+        root = self.root.rstrip("/") + "/"
+        return sorted(p[len(root):] if p.startswith(root) else p for p in (self.fs._strip_protocol(f) for f in found))
+
+    # -- typed helpers ----------------------------------------------------------------------------
+    def write_json(self, key: str, value: Any) -> ArtifactRef:
+        return self.write_bytes(key, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
+
+    def read_json(self, ref_or_key: ArtifactRef | str) -> Any:
+        return json.loads(self.read_bytes(ref_or_key))
+
+    def write_frame(self, key: str, frame: pd.DataFrame) -> ArtifactRef:
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, engine="pyarrow", index=True)
+        return self.write_bytes(key, buffer.getvalue())
+
+    def read_frame(self, ref_or_key: ArtifactRef | str) -> pd.DataFrame:
+        return pd.read_parquet(io.BytesIO(self.read_bytes(ref_or_key)), engine="pyarrow")
+
+    def upload_dir(self, local_dir: str | Path, key_prefix: str) -> list[ArtifactRef]:
+        """Copy every file under `local_dir` (e.g. TensorBoard logs) to `key_prefix/...`."""
+        local_dir = Path(local_dir)
+        return [self.write_bytes(f"{key_prefix}/{file.relative_to(local_dir).as_posix()}", file.read_bytes())
+                for file in sorted(local_dir.rglob("*")) if file.is_file()]
+
+    def download_prefix(self, key_prefix: str, local_dir: str | Path) -> list[Path]:
+        """Copy every artifact under `key_prefix` into `local_dir`, keeping the relative layout."""
+        written = []
+        for key in self.list(key_prefix):
+            target = Path(local_dir) / key[len(key_prefix):].lstrip("/")
+            _atomic_local_write(target, self.read_bytes(key))
+            written.append(target)
+        return written
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _write_atomic(self, path: str, data: bytes) -> None:
+        if self.is_local:
+            _atomic_local_write(Path(path), data)
+        else:
+            self.fs.pipe_file(path, data)  # one PUT: the object appears whole or not at all
+
+    def _retry(self, action: Callable[[], T], what: str) -> T:
+        """Run `action`; on a remote store retry transient I/O errors with exponential backoff."""
+        attempts = 1 if self.is_local else _TRANSIENT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                return action()
+            except FileNotFoundError:
+                raise StorageError(f"cannot {what}: not found; re-run the stage that writes it "
+                                   "(or check the store URL)") from None
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                if attempt == attempts:
+                    raise StorageError(f"cannot {what} after {attempts} attempt(s): {type(exc).__name__}: {exc}; "
+                                       "check that the store is reachable and its credentials") from None
+                time.sleep(0.5 * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+
+def _normalise_url(url: str) -> str:
+    """Plain paths and relative file:// URLs become absolute file:// URLs."""
+    if "://" not in url:
+        url = f"file://{url}"
+    if url.startswith("file://"):
+        url = f"file://{Path(url[len('file://'):]).expanduser().resolve()}"
+    return url.rstrip("/")
+
+
+def _atomic_local_write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

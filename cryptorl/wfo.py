@@ -1,0 +1,135 @@
+"""Walk-forward segmentation: train / eval / test slices with purge gaps, numbered from 0.
+
+Segment k's train slice starts at `first_train_start + k * step`. Between train and eval, and between
+eval and test, `purge_bars` bars are dropped: the first eval observation window (64 bars of history)
+then lies entirely after the last train bar, so nothing the agent is evaluated on was seen in training.
+Lengths are bars (int, or a digit string) or calendar spans: "18M" (months), "30D" (days), "500h" (hours).
+Slices are half-open bar ranges [start, stop) of positions in the (gap-filled, regular) bar index.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from cryptorl.config import WFOConfig
+from cryptorl.errors import ConfigError
+
+_SPAN_PATTERN = re.compile(r"^\s*(\d+)\s*(M|D|h|W)\s*$")
+SLICE_NAMES = ("train", "eval", "test")
+
+
+@dataclass(frozen=True)
+class BarRange:
+    """Half-open range of bar positions [start, stop) with its first and last timestamps."""
+
+    start: int
+    stop: int
+    first: pd.Timestamp
+    last: pd.Timestamp
+
+    @property
+    def bars(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    train: BarRange
+    eval: BarRange
+    test: BarRange
+
+    def slice(self, name: str) -> BarRange:
+        if name not in SLICE_NAMES:
+            raise ConfigError(f"unknown slice {name!r}: use one of {', '.join(SLICE_NAMES)}")
+        return getattr(self, name)
+
+    def describe(self) -> str:
+        fmt = "%Y-%m-%d %H:%M"
+        parts = [f"{name} {r.first:{fmt}} .. {r.last:{fmt}} ({r.bars} bars)"
+                 for name, r in ((n, self.slice(n)) for n in SLICE_NAMES)]
+        return f"segment {self.index}: " + " | ".join(parts)
+
+
+def make_segments(index: pd.DatetimeIndex, config: WFOConfig) -> list[Segment]:
+    """All segments whose test slice ends within `index` (a sorted, regular bar index)."""
+    config.validate()
+    first = pd.Timestamp(config.first_train_start, tz="UTC")
+    segments = []
+    while True:
+        segment = _segment_at(index, len(segments), first, config)
+        if segment is None:
+            return segments
+        segments.append(segment)
+
+
+def get_segment(index: pd.DatetimeIndex, config: WFOConfig, number: int) -> Segment:
+    segments = make_segments(index, config)
+    if not 0 <= number < len(segments):
+        span = f"0..{len(segments) - 1}" if segments else "none"
+        raise ConfigError(f"segment {number} does not exist: the data {index[0]:%Y-%m-%d} .. {index[-1]:%Y-%m-%d} "
+                          f"holds segments {span} with this WFO config; pick one of those or add data")
+    return segments[number]
+
+
+def _segment_at(index: pd.DatetimeIndex, number: int, first: pd.Timestamp, config: WFOConfig) -> Segment | None:
+    train_start = _advance(index, _position_at_or_after(index, first), config.step, "wfo.step", times=number)
+    if train_start is None:
+        return None
+    train_stop = _advance(index, train_start, config.train, "wfo.train")
+    eval_start = None if train_stop is None else train_stop + config.purge_bars
+    eval_stop = None if eval_start is None else _advance(index, eval_start, config.eval, "wfo.eval")
+    test_start = None if eval_stop is None else eval_stop + config.purge_bars
+    test_stop = None if test_start is None else _advance(index, test_start, config.test, "wfo.test")
+    if test_stop is None:
+        return None
+    return Segment(number, _range(index, train_start, train_stop), _range(index, eval_start, eval_stop),
+                   _range(index, test_start, test_stop))
+
+
+def _range(index: pd.DatetimeIndex, start: int, stop: int) -> BarRange:
+    return BarRange(start, stop, index[start], index[stop - 1])
+
+
+def _position_at_or_after(index: pd.DatetimeIndex, when: pd.Timestamp) -> int:
+    return int(index.searchsorted(when, side="left"))
+
+
+def _advance(index: pd.DatetimeIndex, start: int, length: int | str, key: str, times: int = 1) -> int | None:
+    """Position `times` lengths after `start`, or None when that runs past the end of the data."""
+    if start >= len(index):
+        return None
+    bars = _as_bars(length, key)
+    if bars is not None:
+        stop = start + bars * times
+        return stop if stop <= len(index) else None
+    target = index[start] + _as_offset(length, key) * times
+    if target > index[-1] + _bar(index):
+        return None
+    return _position_at_or_after(index, target)
+
+
+def _bar(index: pd.DatetimeIndex) -> pd.Timedelta:
+    return index[1] - index[0] if len(index) > 1 else pd.Timedelta(hours=1)
+
+
+def _as_bars(length: int | str, key: str) -> int | None:
+    if isinstance(length, int) or (isinstance(length, str) and length.strip().isdigit()):
+        bars = int(length)
+        if bars <= 0:
+            raise ConfigError(f"invalid config {key}={length!r}: use a positive number of bars or a span like '3M'")
+        return bars
+    if not isinstance(length, str) or not _SPAN_PATTERN.match(length):
+        raise ConfigError(f"invalid config {key}={length!r}: use bars (e.g. 2000) or a span like '18M', '30D', '500h'")
+    return None
+
+
+def _as_offset(length: str, key: str) -> pd.DateOffset:
+    count, unit = _SPAN_PATTERN.match(length).groups()
+    if int(count) <= 0:
+        raise ConfigError(f"invalid config {key}={length!r}: the span must be positive")
+    return {"M": pd.DateOffset(months=int(count)), "D": pd.DateOffset(days=int(count)),
+            "W": pd.DateOffset(weeks=int(count)), "h": pd.DateOffset(hours=int(count))}[unit]

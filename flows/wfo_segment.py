@@ -1,0 +1,46 @@
+"""The `wfo-segment` flow: the DAG of one walk-forward segment, read top to bottom.
+
+    split_segment ─┬─ fit_hmm
+                   └─ (pretrain_mae, train_tqc, audit: later stages)
+
+Every task is cached on the content of its inputs; `clean=True` recomputes them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect import flow
+
+from cryptorl import stages
+from cryptorl.config import DEFAULT_DATA_PATH, get_profile, with_overrides
+from cryptorl.storage import ArtifactStore
+from tasks.caching import result_storage_for
+from tasks.fit_hmm import fit_hmm
+from tasks.split_segment import split_segment
+
+
+@dataclass(frozen=True)
+class SegmentRun:
+    """What one segment run produced (all references into the artifact store)."""
+
+    segment: int
+    profile: str
+    store_url: str
+    split: stages.SegmentArtifacts
+    regime: stages.RegimeArtifacts
+
+
+@flow(name="wfo-segment", log_prints=True)
+def wfo_segment(segment: int = 0, profile: str = "smoke", data: str | None = None, storage: str | None = None,
+                clean: bool = False, overrides: dict[str, str] | None = None) -> SegmentRun:
+    """Run one WFO segment end to end on the artifact store `storage` (default $CRYPTORL_STORAGE or ./artifacts)."""
+    config = with_overrides(get_profile(profile), overrides or {})
+    store = ArtifactStore(storage)
+    options = {"result_storage": result_storage_for(store), "refresh_cache": clean}
+    data_ref = stages.source_ref(data or str(DEFAULT_DATA_PATH))
+
+    split = split_segment.with_options(**options)(store.url, data_ref, segment, config.data, config.features,
+                                                  config.wfo)
+    regime = fit_hmm.with_options(**options)(store.url, split, config.regime, config.seed)
+    return SegmentRun(segment, config.name, store.url, split, regime)

@@ -1,0 +1,64 @@
+"""The segment flow under an ephemeral Prefect: content-addressed caching, --clean, partial recompute."""
+
+import shutil
+
+import pytest
+
+from cryptorl.config import DEFAULT_DATA_PATH
+from cryptorl.storage import ArtifactStore
+from tests.flows.prefect_helpers import task_states
+
+STAGES = ("split_segment", "fit_hmm")
+
+
+@pytest.fixture(scope="module")
+def run_segment(prefect_harness, tmp_path_factory):
+    from flows.wfo_segment import wfo_segment
+
+    storage = f"file://{tmp_path_factory.mktemp('store')}"
+
+    def run(**kwargs):
+        state = wfo_segment(segment=0, profile="smoke", storage=storage, return_state=True, **kwargs)
+        return state.result(), task_states(state.state_details.flow_run_id)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def first_run(run_segment):
+    return run_segment()
+
+
+def test_first_run_computes_and_stores_every_stage(first_run):
+    result, states = first_run
+    assert states == {name: "Completed" for name in STAGES}
+    store = ArtifactStore(result.store_url)
+    split_keys = store.list("segments/0/split")
+    assert any(k.endswith("features.parquet") for k in split_keys) and any(k.endswith("meta.json") for k in split_keys)
+    context = store.read_frame(result.regime.context)
+    assert context.shape[1] == 5 and context.iloc[-1].notna().all()
+
+
+def test_unchanged_rerun_is_all_cache_hits(first_run, run_segment):
+    result, states = run_segment()
+    assert states == {name: "Cached" for name in STAGES}
+    assert result.regime == first_run[0].regime
+
+
+def test_same_data_at_another_path_still_hits(first_run, run_segment, tmp_path):
+    copy = tmp_path / "elsewhere.parquet"
+    shutil.copy(DEFAULT_DATA_PATH, copy)
+    _, states = run_segment(data=str(copy))
+    assert states == {name: "Cached" for name in STAGES}
+
+
+def test_clean_recomputes_everything(first_run, run_segment):
+    result, states = run_segment(clean=True)
+    assert states == {name: "Completed" for name in STAGES}
+    assert result.split == first_run[0].split  # deterministic: same content, same references
+
+
+def test_changed_hmm_config_recomputes_only_the_hmm(first_run, run_segment):
+    result, states = run_segment(overrides={"regime.n_inits": "1"})
+    assert states == {"split_segment": "Cached", "fit_hmm": "Completed"}
+    assert result.regime.model.uri != first_run[0].regime.model.uri  # content-scoped paths never clobber

@@ -1,0 +1,65 @@
+"""The CLI: one-line summaries on success; one line and exit code 2 on bad input, never a traceback."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from cryptorl.cli import main
+from cryptorl.config import DEFAULT_DATA_PATH
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cryptorl.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_data_validate_prints_one_summary_line(capsys):
+    assert main(["data", "validate", str(DEFAULT_DATA_PATH)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    assert "55,868 bars" in out[0] and "28 gaps filled (128 flat bars)" in out[0]
+
+
+@pytest.fixture
+def broken_csv(tmp_path):
+    frame = pd.read_parquet(DEFAULT_DATA_PATH).head(50)
+    frame.loc[10, "high"] = frame.loc[10, "low"] - 1.0
+    path = tmp_path / "broken.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_bad_data_exits_2_with_one_line_and_no_traceback(broken_csv):
+    result = run_cli("data", "validate", str(broken_csv))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cryptorl: error: ")
+    assert "broken.csv" in lines[0] and "high" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_file_exits_2(tmp_path, capsys):
+    assert main(["data", "validate", str(tmp_path / "absent.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "absent.parquet" in err and len(err.strip().splitlines()) == 1
+
+
+def test_segments_lists_numbered_date_ranges(capsys):
+    assert main(["segments", "--profile", "cpu"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("segment 0: train 2018-01-01 00:00 .. 2018-12-31 23:00")
+    assert all(line.startswith(f"segment {i}: ") for i, line in enumerate(lines))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--segment", "999"], "segment 999 does not exist"),
+    (["run", "--profile", "huge"], "unknown profile 'huge'"),
+    (["run", "--set", "regime.n_states"], "is not STAGE.KEY=VALUE"),
+    (["run", "--set", "regime.n_states=1"], "invalid config regime.n_states=1"),
+])
+def test_run_rejects_bad_input_before_starting_prefect(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,42 @@
+import dataclasses
+
+import pytest
+
+from cryptorl.config import PROFILES, get_profile, with_overrides
+from cryptorl.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
+def test_profiles_exist_and_validate(name):
+    assert get_profile(name).name == name
+
+
+def test_unknown_profile_lists_the_choices():
+    with pytest.raises(ConfigError, match=r"unknown profile 'fast': use one of smoke, cpu, gpu"):
+        get_profile("fast")
+
+
+def test_overrides_are_parsed_as_the_field_type():
+    profile = with_overrides(get_profile("smoke"), {"regime.n_states": "3", "features.scaler_clip": "4",
+                                                    "regime.columns": "ret_1, rv_24", "wfo.train": "2000"})
+    assert profile.regime.n_states == 3 and profile.features.scaler_clip == 4.0
+    assert profile.regime.columns == ("ret_1", "rv_24") and profile.wfo.train == "2000"
+    assert PROFILES["smoke"].regime.n_states == 4  # profiles themselves are never mutated
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("regime.n_state", "3", r"unknown config key 'regime.n_state': regime has n_states"),
+    ("mystery.x", "1", r"unknown config key 'mystery.x': use STAGE.KEY=VALUE"),
+    ("regime.n_states", "three", r"invalid value for regime.n_states: 'three' is not a int"),
+    ("regime.n_states", "1", r"invalid config regime.n_states=1: use at least 2 states"),
+    ("data.max_gap_fill_bars", "-1", r"invalid config data.max_gap_fill_bars=-1"),
+])
+def test_bad_overrides_name_the_key_and_fix(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        with_overrides(get_profile("smoke"), {key: value})
+
+
+def test_profiles_differ_in_scale_only():
+    smoke, gpu = get_profile("smoke"), get_profile("gpu")
+    assert dataclasses.fields(smoke) == dataclasses.fields(gpu)
+    assert smoke.regime.n_states == gpu.regime.n_states and smoke.regime.columns == gpu.regime.columns
