@@ -51,7 +51,7 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="smoke", help="smoke (CI/demo), cpu or gpu (the seed's full scale)")
     parser.add_argument("--data", default=str(DEFAULT_DATA_PATH), help="OHLCV file or URL (default: bundled BTC/USDT 1h)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="STAGE.KEY=VALUE",
-                        help="override one config value, e.g. --set regime.n_states=3 (repeatable)")
+                        help="override one config value, e.g. --set regime.n_iter=100 (repeatable)")
 
 
 def _set_handler(parser: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int]) -> None:

@@ -76,7 +76,8 @@ class RegimeConfig:
     tol: float = 1e-3
 
     def validate(self) -> None:
-        _require(self.n_states >= 2, "regime.n_states", self.n_states, "use at least 2 states (default 4)")
+        _require(self.n_states == 4, "regime.n_states", self.n_states,
+                 "the agent's context is exactly 5 columns (4 state probabilities + entropy); use 4")
         _require(self.n_inits >= 1, "regime.n_inits", self.n_inits, "use at least 1 initialisation")
         _require(len(self.columns) >= 1, "regime.columns", self.columns, "name at least one feature column")
         _require(self.covariance_type in ("diag", "full", "spherical", "tied"), "regime.covariance_type",

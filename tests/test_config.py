@@ -17,18 +17,18 @@ def test_unknown_profile_lists_the_choices():
 
 
 def test_overrides_are_parsed_as_the_field_type():
-    profile = with_overrides(get_profile("smoke"), {"regime.n_states": "3", "features.scaler_clip": "4",
+    profile = with_overrides(get_profile("smoke"), {"regime.n_iter": "30", "features.scaler_clip": "4",
                                                     "regime.columns": "ret_1, rv_24", "wfo.train": "2000"})
-    assert profile.regime.n_states == 3 and profile.features.scaler_clip == 4.0
+    assert profile.regime.n_iter == 30 and profile.features.scaler_clip == 4.0
     assert profile.regime.columns == ("ret_1", "rv_24") and profile.wfo.train == "2000"
-    assert PROFILES["smoke"].regime.n_states == 4  # profiles themselves are never mutated
+    assert PROFILES["smoke"].regime.n_iter == 50  # profiles themselves are never mutated
 
 
 @pytest.mark.parametrize("key, value, message", [
     ("regime.n_state", "3", r"unknown config key 'regime.n_state': regime has n_states"),
     ("mystery.x", "1", r"unknown config key 'mystery.x': use STAGE.KEY=VALUE"),
     ("regime.n_states", "three", r"invalid value for regime.n_states: 'three' is not a int"),
-    ("regime.n_states", "1", r"invalid config regime.n_states=1: use at least 2 states"),
+    ("regime.n_states", "1", r"invalid config regime.n_states=1: .* use 4"),
     ("data.max_gap_fill_bars", "-1", r"invalid config data.max_gap_fill_bars=-1"),
 ])
 def test_bad_overrides_name_the_key_and_fix(key, value, message):

@@ -7,6 +7,7 @@ P(state | bars ≤ t) with a warmed-up filter, and never sees a later bar. Store
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import pandas as pd
@@ -35,7 +36,9 @@ def fit_hmm(store: ArtifactStore, split: SegmentArtifacts, config: RegimeConfig,
 
     key = fingerprint(split.features.sha256, config, seed, code_version(*CODE_MODULES))
     prefix = f"segments/{split.segment}/hmm/{key[:16]}"
-    report = {"segment": split.segment, **model.report(), "occupancy": _occupancy(context, segment.slices)}
+    report = {"segment": split.segment, "log_likelihood": model.log_likelihood, "converged": model.converged,
+              "inits": [dataclasses.asdict(init) for init in model.inits],
+              "occupancy": _occupancy(context, segment.slices)}
     return RegimeArtifacts(segment=split.segment, model=store.write_bytes(f"{prefix}/model.bin", model.to_bytes()),
                            context=store.write_frame(f"{prefix}/context.parquet", context),
                            report=store.write_json(f"{prefix}/report.json", report))
