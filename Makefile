@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# The demo's ephemeral Prefect keeps its database in the project, so it never meets a ~/.prefect
+# database migrated by another Prefect version.
 demo: $(STAMP)
-	$(VENV)/bin/cryptorl run --segment 0 --profile smoke
+	PREFECT_HOME=$(CURDIR)/.prefect $(VENV)/bin/cryptorl run --segment 0 --profile smoke
 
 test: $(STAMP)
 	$(PY) -m pytest -q
