@@ -85,6 +85,30 @@ class RegimeConfig:
 
 
 @dataclass(frozen=True)
+class EnvConfig:
+    """Trading-env dynamics: reward = scale * (position * log-return - w_cost * fee * |Δposition|)."""
+
+    episode_length: int = 512  # decision steps per episode (the whole slice when the slice is shorter)
+    fee: float = 0.001  # proportional fee per unit of turnover (10 bp)
+    reward_scale: float = 100.0  # hourly log-returns are ~1e-3..1e-2; scaled rewards are O(0.1..1)
+    # Each episode draws w_cost ~ U[low, high]; a curriculum may widen the range at runtime.
+    w_cost_low: float = 0.0
+    w_cost_high: float = 1.0
+
+    def validate(self) -> None:
+        _require(self.episode_length >= 1, "env.episode_length", self.episode_length, "use at least 1 step")
+        _require(self.fee >= 0, "env.fee", self.fee, "use a non-negative fee, e.g. 0.001 for 10 bp")
+        _require(self.reward_scale > 0, "env.reward_scale", self.reward_scale, "use a positive scale, e.g. 100")
+        check_w_cost_range(self.w_cost_low, self.w_cost_high)
+
+
+def check_w_cost_range(low: float, high: float) -> None:
+    """Refuse a w_cost range that is negative or inverted (it would reward trading or crash the sampler)."""
+    if not 0 <= low <= high:
+        raise ConfigError(f"invalid w_cost range [{low}, {high}]: use 0 <= env.w_cost_low <= env.w_cost_high")
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything one run needs; `name` is for display only (it is not part of any cache key)."""
 
@@ -94,9 +118,10 @@ class Profile:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     wfo: WFOConfig = field(default_factory=WFOConfig)
     regime: RegimeConfig = field(default_factory=RegimeConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
 
     def validate(self) -> "Profile":
-        for stage in (self.data, self.features, self.wfo, self.regime):
+        for stage in (self.data, self.features, self.wfo, self.regime, self.env):
             stage.validate()
         return self
 

@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+from sb3_contrib import TQC
+from stable_baselines3.common.buffers import DictReplayBuffer
+from stable_baselines3.common.vec_env import VecNormalize
+
+from cryptorl.envs import BAR_INDEX, MARKET, POSITION, W_COST, BatchCryptoEnv, EnvConfig, MarketData
+from cryptorl.errors import ConfigError
+from cryptorl.training import CompactReplayBuffer
+
+CONFIG = EnvConfig(episode_length=8, w_cost_low=0.1, w_cost_high=1.0)
+N_ENVS = 4
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny networks: on a busy 2-core machine two torch threads fight each other (0.2 s vs 19 s for a learn)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def market() -> MarketData:
+    return MarketData.random(200, n_features=9, seed=11)
+
+
+def _tqc(env: BatchCryptoEnv, market: MarketData, **kwargs) -> TQC:
+    return TQC("MultiInputPolicy", env, replay_buffer_class=CompactReplayBuffer,
+               replay_buffer_kwargs={"market": market}, policy_kwargs={"net_arch": [16, 16], "n_quantiles": 5},
+               batch_size=32, seed=0, device="cpu", **kwargs)
+
+
+@pytest.mark.parametrize("handle_timeout_termination", [True, False])
+def test_samples_equal_dict_replay_buffer_fed_through_sb3(market, handle_timeout_termination):
+    env = BatchCryptoEnv(market, N_ENVS, CONFIG, include_bar_index=True, seed=0)
+    model = _tqc(env, market)  # only for its _store_transition: the exact path SB3 uses to fill buffers
+    spaces = (env.observation_space, env.action_space)
+    kwargs = {"device": "cpu", "n_envs": N_ENVS, "handle_timeout_termination": handle_timeout_termination}
+    buffers = [CompactReplayBuffer(100, *spaces, market=market, **kwargs), DictReplayBuffer(100, *spaces, **kwargs)]
+    rng = np.random.default_rng(0)
+    model._last_obs = env.reset()
+    for _ in range(40):  # 40 rows into 25: the ring buffer wraps
+        actions = rng.uniform(-1, 1, (N_ENVS, 1)).astype(np.float32)
+        new_obs, rewards, dones, infos = env.step(actions)
+        last_obs = model._last_obs
+        for buffer in buffers:
+            model._last_obs = last_obs
+            model._store_transition(buffer, actions, new_obs, rewards, dones, infos)
+    compact, reference = buffers
+    assert compact.full and compact.dones.any() and compact.timeouts.any() == handle_timeout_termination
+    rows = np.arange(25).repeat(4)
+    samples = []
+    for buffer in buffers:
+        np.random.seed(3)  # the same env column per row in both buffers
+        samples.append(buffer._get_samples(rows))
+    for name in ("actions", "rewards", "dones"):
+        assert torch.equal(getattr(samples[0], name), getattr(samples[1], name)), name
+    for field in ("observations", "next_observations"):
+        got, expected = getattr(samples[0], field), getattr(samples[1], field)
+        assert set(got) == set(expected)
+        for key in expected:
+            assert torch.equal(got[key], expected[key]), (field, key)
+    assert samples[0].dones.sum() == (0 if handle_timeout_termination else compact.dones.sum())
+
+
+def test_tqc_learns_with_the_compact_buffer(market):
+    env = BatchCryptoEnv(market, N_ENVS, CONFIG, include_bar_index=True, seed=1)
+    model = _tqc(env, market, learning_starts=160, buffer_size=1000)
+    model.learn(total_timesteps=240)
+    buffer = model.replay_buffer
+    assert isinstance(buffer, CompactReplayBuffer) and buffer.size() == 60 and model._n_updates == 20
+    sample = buffer.sample(64)
+    source, log_returns = market.source.numpy(), market.log_returns.numpy()
+    bars = sample.observations[BAR_INDEX][:, 0].long().numpy()
+    next_bars = sample.next_observations[BAR_INDEX][:, 0].long().numpy()
+    np.testing.assert_array_equal(next_bars, bars + 1)
+    for row, bar in enumerate(bars):  # the sampled windows are exactly the env's windows for those bars
+        np.testing.assert_array_equal(sample.observations[MARKET][row].numpy(), source[bar - 63: bar + 1])
+        np.testing.assert_array_equal(sample.next_observations[MARKET][row].numpy(), source[bar - 62: bar + 2])
+    position, new_position = sample.observations[POSITION][:, 0].double(), sample.next_observations[POSITION][:, 0]
+    torch.testing.assert_close(new_position, sample.actions[:, 0], rtol=0, atol=0)  # next position = the action
+    w_cost = sample.observations[W_COST][:, 0].double()
+    torch.testing.assert_close(sample.next_observations[W_COST][:, 0].double(), w_cost, rtol=0, atol=0)
+    pnl = new_position.double() * torch.as_tensor(log_returns[bars])
+    expected = ((pnl - w_cost * CONFIG.fee * (new_position.double() - position).abs()) * CONFIG.reward_scale).float()
+    torch.testing.assert_close(sample.rewards[:, 0], expected, rtol=0, atol=0)
+
+
+def test_a_transition_costs_at_most_64_bytes(market):
+    env = BatchCryptoEnv(market, N_ENVS, CONFIG, include_bar_index=True)
+    buffer = CompactReplayBuffer(1000, env.observation_space, env.action_space, device="cpu", n_envs=N_ENVS,
+                                 market=market)
+    assert buffer.bytes_per_transition == 34  # 2 bars, 2 positions, 2 w_costs, action, reward (4 B) + 2 flags
+
+
+def test_miswired_buffers_are_refused(market):
+    plain = BatchCryptoEnv(market, N_ENVS, CONFIG)
+    with pytest.raises(ConfigError, match="build the env with include_bar_index=True"):
+        CompactReplayBuffer(100, plain.observation_space, plain.action_space, market=market)
+    env = BatchCryptoEnv(market, N_ENVS, CONFIG, include_bar_index=True)
+    with pytest.raises(ConfigError, match=r"'market' has shape \(64, 9\) but .* market data gives \(64, 3\)"):
+        CompactReplayBuffer(100, env.observation_space, env.action_space, market=MarketData.random(100, n_features=3))
+    buffer = CompactReplayBuffer(100, env.observation_space, env.action_space, n_envs=N_ENVS, market=market)
+    obs = env.reset()
+    obs[BAR_INDEX][0] = 5000.0
+    with pytest.raises(ConfigError, match=r"bar_index \d+..5000 is outside"):
+        buffer.add(obs, obs, np.zeros((N_ENVS, 1)), np.zeros(N_ENVS), np.zeros(N_ENVS, bool), [{}] * N_ENVS)
+    with pytest.raises(ConfigError, match="cannot normalize"):
+        buffer.sample(8, env=VecNormalize(env))
