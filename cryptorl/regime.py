@@ -32,7 +32,7 @@ from hmmlearn.hmm import GaussianHMM
 from threadpoolctl import threadpool_limits
 
 from cryptorl.config import RegimeConfig
-from cryptorl.errors import CheckpointError, ConfigError, DataError
+from cryptorl.errors import CheckpointError, DataError
 
 N_STATES = 4
 STATE_COLUMNS: tuple[str, ...] = tuple(f"p_state_{k}" for k in range(N_STATES))

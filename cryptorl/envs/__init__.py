@@ -1,7 +1,8 @@
 """Trading environments: one market-data container, a batched torch VecEnv for training, a single gym env."""
 
 from cryptorl.envs.batch_env import BatchCryptoEnv
-from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, EnvConfig, MarketData
+from cryptorl.config import EnvConfig
+from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, MarketData
 from cryptorl.envs.single_env import CryptoTradingEnv
 
 __all__ = [

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, EnvConfig, MarketData, check_w_cost_range
+from cryptorl.config import EnvConfig, check_w_cost_range
+from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, MarketData
 from cryptorl.errors import ConfigError
 
 TensorDict = dict[str, torch.Tensor]

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cryptorl.config import OBSERVATION_WINDOW, EnvConfig, check_w_cost_range
-from cryptorl.errors import ConfigError, DataError
+from cryptorl.config import OBSERVATION_WINDOW
+from cryptorl.errors import DataError
 
 # Observation keys, shared by the envs, the replay buffer and the feature extractors.
 MARKET = "market"  # (window, F) float32: the last `window` bars of features + HMM context

@@ -13,7 +13,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, EnvConfig, MarketData, check_w_cost_range
+from cryptorl.config import EnvConfig, check_w_cost_range
+from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, MarketData
 from cryptorl.errors import ConfigError
 
 

@@ -55,5 +55,5 @@ def test_segment_before_feature_warmup_is_refused(tmp_path):
     late = tmp_path / "late.parquet"
     raw[raw["timestamp"] >= "2017-12-30"].to_parquet(late)
     with pytest.raises(DataError, match=r"features need 200 warm-up bars.*set wfo.first_train_start to"):
-        stages.split_segment(ArtifactStore(f"memory://late"), stages.source_ref(str(late)), 0, PROFILE.data,
+        stages.split_segment(ArtifactStore("memory://late"), stages.source_ref(str(late)), 0, PROFILE.data,
                              PROFILE.features, PROFILE.wfo)
