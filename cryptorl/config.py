@@ -109,6 +109,65 @@ def check_w_cost_range(low: float, high: float) -> None:
 
 
 @dataclass(frozen=True)
+class MAEConfig:
+    """Architecture and pretraining of CryptoMAE. Defaults are the seed's (gpu) scale."""
+
+    d_model: int = 256
+    n_heads: int = 4
+    n_layers: int = 2
+    dim_feedforward: int = 1024
+    window: int = OBSERVATION_WINDOW  # bars per window: the agent sees the same windows
+    input_dim: int = 50  # scaled technical features (the 5 HMM columns are not reconstructed)
+    mask_ratio: float = 0.5
+    dropout: float = 0.1
+    # Training. An epoch is at most `steps_per_epoch` batches so an epoch costs the same on any slice length.
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    batch_size: int = 256
+    max_epochs: int = 100
+    steps_per_epoch: int = 200
+    patience: int = 5  # epochs without a better eval loss before stopping
+    grad_clip: float = 1.0
+
+    @classmethod
+    def smoke(cls) -> "MAEConfig":
+        """A tiny model that pretrains in seconds on 2 CPU cores (CI, `make demo`)."""
+        return cls(d_model=32, n_heads=2, n_layers=1, dim_feedforward=64, dropout=0.0, lr=3e-3,
+                   batch_size=64, max_epochs=8, steps_per_epoch=25, patience=3)
+
+    @classmethod
+    def cpu(cls) -> "MAEConfig":
+        """A model a workstation CPU pretrains in minutes."""
+        return cls(d_model=64, n_heads=4, n_layers=2, dim_feedforward=256, lr=1e-3,
+                   batch_size=128, max_epochs=30, steps_per_epoch=100)
+
+    @property
+    def n_masked(self) -> int:
+        """Bars masked per window: a fixed count so every window has the same loss weight."""
+        return round(self.mask_ratio * self.window)
+
+    def validate(self) -> "MAEConfig":
+        _require(self.n_heads >= 1, "mae.n_heads", self.n_heads, "use at least 1 head")
+        _require(self.d_model > 0 and self.d_model % self.n_heads == 0, "mae.d_model", self.d_model,
+                 f"use a positive multiple of mae.n_heads={self.n_heads}, e.g. {self.n_heads * 64}")
+        _require(self.n_layers >= 1, "mae.n_layers", self.n_layers, "use at least 1 layer")
+        _require(self.dim_feedforward >= 1, "mae.dim_feedforward", self.dim_feedforward, "use e.g. 4 * d_model")
+        _require(self.window >= 2, "mae.window", self.window, "use at least 2 bars (default 64)")
+        _require(self.input_dim >= 1, "mae.input_dim", self.input_dim, "use the number of technical features (50)")
+        _require(1 <= self.n_masked <= self.window - 1, "mae.mask_ratio", self.mask_ratio,
+                 f"mask between 1 and {self.window - 1} of {self.window} bars, e.g. 0.5")
+        _require(0.0 <= self.dropout < 1.0, "mae.dropout", self.dropout, "use a value in [0, 1), e.g. 0.1")
+        _require(self.lr > 0, "mae.lr", self.lr, "use a positive learning rate, e.g. 3e-4")
+        _require(self.weight_decay >= 0, "mae.weight_decay", self.weight_decay, "use 0 or a positive value")
+        _require(self.batch_size >= 1, "mae.batch_size", self.batch_size, "use at least 1")
+        _require(self.max_epochs >= 1, "mae.max_epochs", self.max_epochs, "use at least 1")
+        _require(self.steps_per_epoch >= 1, "mae.steps_per_epoch", self.steps_per_epoch, "use at least 1")
+        _require(self.patience >= 1, "mae.patience", self.patience, "use at least 1 epoch")
+        _require(self.grad_clip > 0, "mae.grad_clip", self.grad_clip, "use a positive norm, e.g. 1.0")
+        return self
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything one run needs; `name` is for display only (it is not part of any cache key)."""
 
@@ -118,10 +177,11 @@ class Profile:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     wfo: WFOConfig = field(default_factory=WFOConfig)
     regime: RegimeConfig = field(default_factory=RegimeConfig)
+    mae: MAEConfig = field(default_factory=MAEConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
 
     def validate(self) -> "Profile":
-        for stage in (self.data, self.features, self.wfo, self.regime, self.env):
+        for stage in (self.data, self.features, self.wfo, self.regime, self.mae, self.env):
             stage.validate()
         return self
 
@@ -137,9 +197,10 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         wfo=WFOConfig(train="6M", eval="1M", test="1M", step="1M"),
         regime=RegimeConfig(n_inits=2, n_iter=50),
+        mae=MAEConfig.smoke(),
     ),
     # A useful run on a workstation CPU.
-    "cpu": Profile(name="cpu", wfo=WFOConfig(train="12M", eval="2M", test="2M", step="2M")),
+    "cpu": Profile(name="cpu", wfo=WFOConfig(train="12M", eval="2M", test="2M", step="2M"), mae=MAEConfig.cpu()),
     # The seed's full scale on the GPU server.
     "gpu": Profile(name="gpu"),
 }
