@@ -96,10 +96,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          clean=args.clean, overrides=dict(o.split("=", 1) for o in args.overrides))
     print(f"segment {result.segment} ({result.profile}) done in {time.perf_counter() - started:.1f} s; "
           f"artifacts in {result.store_url}/segments/{result.segment}/")
-    for stage, artifacts in (("split", result.split), ("hmm", result.regime)):
+    for stage, artifacts in (("split", result.split), ("hmm", result.regime), ("mae", result.mae)):
         for name, ref in vars(artifacts).items():
             if name != "segment":
-                print(f"  {stage}.{name}: {ref.uri}")
+                print(f"  {stage}.{name}: {getattr(ref, 'uri', ref)}")
     return 0
 
 

@@ -24,6 +24,10 @@ class StorageError(CryptoRLError, OSError):
     """The artifact store cannot be reached or an artifact cannot be read/written."""
 
 
+class ArtifactNotFoundError(StorageError):
+    """The store is reachable but holds nothing under that key."""
+
+
 class CheckpointError(CryptoRLError, ValueError):
     """A checkpoint file is missing, corrupt, truncated or of the wrong kind."""
 

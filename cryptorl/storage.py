@@ -23,7 +23,7 @@ from typing import Any, Callable, TypeVar
 import fsspec
 import pandas as pd
 
-from cryptorl.errors import StorageError
+from cryptorl.errors import ArtifactNotFoundError, StorageError
 from cryptorl.hashing import sha256_bytes
 
 DEFAULT_STORE_URL = "file://./artifacts"
@@ -142,7 +142,7 @@ class ArtifactStore:
             try:
                 return action()
             except FileNotFoundError:
-                raise StorageError(f"cannot {what}: not found; re-run the stage that writes it "
+                raise ArtifactNotFoundError(f"cannot {what}: not found; re-run the stage that writes it "
                                    "(or check the store URL)") from None
             except (OSError, ConnectionError, TimeoutError) as exc:
                 if attempt == attempts:
@@ -150,6 +150,18 @@ class ArtifactStore:
                                        "check that the store is reachable and its credentials") from None
                 time.sleep(0.5 * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
+
+
+def write_url(url: str, data: bytes) -> ArtifactRef:
+    """Atomically write `data` to a full artifact URL (a path works too)."""
+    parent, _, name = _normalise_url(url).rpartition("/")
+    return ArtifactStore(parent).write_bytes(name, data)
+
+
+def read_url(url: str) -> bytes:
+    """Read the artifact at a full URL; a missing one raises ArtifactNotFoundError."""
+    parent, _, name = _normalise_url(url).rpartition("/")
+    return ArtifactStore(parent).read_bytes(name)
 
 
 def _normalise_url(url: str) -> str:

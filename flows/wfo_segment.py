@@ -1,7 +1,7 @@
 """The `wfo-segment` flow: the DAG of one walk-forward segment, read top to bottom.
 
-    split_segment ─┬─ fit_hmm
-                   └─ (pretrain_mae, train_tqc, audit: later stages)
+    split_segment ─┬─ fit_hmm ──────┐
+                   └─ pretrain_mae ─┴─ (train_tqc, audit: later stages)
 
 Every task is cached on the content of its inputs; `clean=True` recomputes them all.
 """
@@ -17,6 +17,7 @@ from cryptorl.config import DEFAULT_DATA_PATH, get_profile, with_overrides
 from cryptorl.storage import ArtifactStore
 from tasks.caching import result_storage_for
 from tasks.fit_hmm import fit_hmm
+from tasks.pretrain_mae import pretrain_mae
 from tasks.split_segment import split_segment
 
 
@@ -29,6 +30,7 @@ class SegmentRun:
     store_url: str
     split: stages.SegmentArtifacts
     regime: stages.RegimeArtifacts
+    mae: stages.MAEArtifacts
 
 
 @flow(name="wfo-segment", log_prints=True)
@@ -43,4 +45,5 @@ def wfo_segment(segment: int = 0, profile: str = "smoke", data: str | None = Non
     split = split_segment.with_options(**options)(store.url, data_ref, segment, config.data, config.features,
                                                   config.wfo)
     regime = fit_hmm.with_options(**options)(store.url, split, config.regime, config.seed)
-    return SegmentRun(segment, config.name, store.url, split, regime)
+    mae = pretrain_mae.with_options(**options)(store.url, split, config.mae, config.seed)
+    return SegmentRun(segment, config.name, store.url, split, regime, mae)

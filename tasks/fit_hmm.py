@@ -2,8 +2,8 @@ from prefect import task
 
 from cryptorl import stages
 from cryptorl.config import RegimeConfig
-from tasks.caching import content_cache_key
 from cryptorl.storage import ArtifactStore
+from tasks.caching import content_cache_key
 
 
 @task(cache_key_fn=content_cache_key(*stages.hmm.CODE_MODULES), persist_result=True)

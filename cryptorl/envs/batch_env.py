@@ -46,7 +46,7 @@ class BatchCryptoEnv(VecEnv):
 
     def __init__(self, market: MarketData, n_envs: int, config: EnvConfig = EnvConfig(),
                  device: str | torch.device | None = None, include_bar_index: bool = False,
-                 stagger_resets: bool = True, seed: int | None = None):
+                 stagger_resets: bool = True, seed: int | None = None, include_market: bool = True):
         config.validate()
         self.config = config
         self.market = market if device is None else market.to(device)
@@ -55,7 +55,7 @@ class BatchCryptoEnv(VecEnv):
         self.w_cost_low, self.w_cost_high = config.w_cost_low, config.w_cost_high
         self._length, self._n_starts = self.market.episode_layout(config.episode_length)
         self._generator = torch.Generator(device=self.device)
-        super().__init__(n_envs, self.market.observation_space(include_bar_index),
+        super().__init__(n_envs, self.market.observation_space(include_bar_index, include_market),
                          gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
         self.seed(seed)
 
@@ -205,7 +205,8 @@ class BatchCryptoEnv(VecEnv):
     def _fill(self, out: TensorDict, envs: torch.Tensor | None = None) -> None:
         """Write the observations of `envs` (all when None) into `out`: one window gather + 2-3 tiny copies."""
         bars = self._bars if envs is None else self._bars[envs]
-        self.market.windows(bars, out=out[MARKET])
+        if MARKET in out:  # absent when training from an encoder cache: then a step gathers no window
+            self.market.windows(bars, out=out[MARKET])
         out[POSITION].view(-1).copy_(self._positions if envs is None else self._positions[envs])
         out[W_COST].view(-1).copy_(self._w_costs if envs is None else self._w_costs[envs])
         if BAR_INDEX in out:

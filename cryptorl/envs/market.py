@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from cryptorl.config import OBSERVATION_WINDOW
-from cryptorl.errors import DataError
+from cryptorl.errors import ConfigError, DataError
 
 # Observation keys, shared by the envs, the replay buffer and the feature extractors.
 MARKET = "market"  # (window, F) float32: the last `window` bars of features + HMM context
@@ -123,13 +123,19 @@ class MarketData:
             return torch.index_select(strided, 0, first)
         return torch.index_select(strided, 0, first, out=out)
 
-    def observation_space(self, include_bar_index: bool) -> gym.spaces.Dict:
-        """The per-env observation space of both envs (the w_cost range moves at runtime, so only >= 0)."""
-        spaces = {
-            MARKET: gym.spaces.Box(-np.inf, np.inf, (self.window, self.n_features), np.float32),
-            POSITION: gym.spaces.Box(-1.0, 1.0, (1,), np.float32),
-            W_COST: gym.spaces.Box(0.0, np.inf, (1,), np.float32),
-        }
+    def observation_space(self, include_bar_index: bool, include_market: bool = True) -> gym.spaces.Dict:
+        """The per-env observation space of both envs (the w_cost range moves at runtime, so only >= 0).
+
+        Without `market` (encoder-cache training) the window is never gathered: the extractor looks the
+        bar's precomputed embedding up by `bar_index` instead.
+        """
+        if not (include_market or include_bar_index):
+            raise ConfigError("an observation needs the market window, the bar index or both: set "
+                              "include_market or include_bar_index")
+        spaces = {MARKET: gym.spaces.Box(-np.inf, np.inf, (self.window, self.n_features), np.float32)} \
+            if include_market else {}
+        spaces[POSITION] = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        spaces[W_COST] = gym.spaces.Box(0.0, np.inf, (1,), np.float32)
         if include_bar_index:
             spaces[BAR_INDEX] = gym.spaces.Box(0.0, float(self.n_bars - 1), (1,), np.float32)
         return gym.spaces.Dict(spaces)

@@ -27,13 +27,14 @@ class CryptoTradingEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, market: MarketData, config: EnvConfig = EnvConfig(), include_bar_index: bool = False):
+    def __init__(self, market: MarketData, config: EnvConfig = EnvConfig(), include_bar_index: bool = False,
+                 include_market: bool = True):
         super().__init__()
         config.validate()
         self.config = config
         self.market = market
         self.include_bar_index = include_bar_index
-        self.observation_space = market.observation_space(include_bar_index)
+        self.observation_space = market.observation_space(include_bar_index, include_market)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
         self.w_cost_low, self.w_cost_high = config.w_cost_low, config.w_cost_high
         self._source = market.source.cpu().numpy()  # (T, F) float32
@@ -79,6 +80,8 @@ class CryptoTradingEnv(gym.Env):
             POSITION: np.array([self._position], dtype=np.float32),
             W_COST: np.array([self._w_cost], dtype=np.float32),
         }
+        if MARKET not in self.observation_space.spaces:
+            del obs[MARKET]
         if self.include_bar_index:
             obs[BAR_INDEX] = np.array([self._bar], dtype=np.float32)
         return obs

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
-import uuid
 from dataclasses import asdict, dataclass
 
-import fsspec
 import torch
-from fsspec.implementations.local import LocalFileSystem
 
-from cryptorl.errors import CheckpointError, ConfigError, ModelDimensionsError, StorageError
+from cryptorl.errors import ArtifactNotFoundError, CheckpointError, ConfigError, ModelDimensionsError
+from cryptorl.storage import read_url, write_url
 from cryptorl.models.foundation import DIMENSION_FIELDS, CryptoMAE, MAEConfig
 
 FORMAT = "cryptorl-mae"
@@ -65,7 +62,7 @@ def save_mae(model: CryptoMAE, path_or_url: str, *, columns: list[str] | None = 
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    _write_atomic(path_or_url, buffer.getvalue())
+    write_url(path_or_url, buffer.getvalue())
     return path_or_url
 
 
@@ -90,14 +87,10 @@ def load_mae_checkpoint(path_or_url: str, expected: MAEConfig | None = None) -> 
 
 
 def _read_payload(url: str) -> dict:
-    fs, path = _filesystem(url)
     try:
-        data = fs.cat_file(path)
-    except FileNotFoundError:
+        data = read_url(url)
+    except ArtifactNotFoundError:
         raise CheckpointError(f"checkpoint {url} not found: run pretrain_mae first or fix the path") from None
-    except OSError as exc:
-        raise StorageError(f"cannot read checkpoint {url} ({_one_line(exc)}): check the store URL and "
-                           f"credentials") from None
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises RuntimeError, EOFError, UnpicklingError... on bad bytes
@@ -122,31 +115,6 @@ def _stored_config(payload: dict, url: str) -> MAEConfig:
         return MAEConfig(**{key: value for key, value in stored.items() if key in known}).validate()
     except (TypeError, ConfigError) as exc:
         raise CheckpointError(f"checkpoint {url} has an invalid config ({_one_line(exc)}): {_FIX}") from None
-
-
-def _write_atomic(url: str, data: bytes) -> None:
-    """Local files: temp file + rename, so a crash never leaves half a checkpoint. Remote: one PUT."""
-    fs, path = _filesystem(url)
-    try:
-        if not isinstance(fs, LocalFileSystem):
-            fs.pipe_file(path, data)
-            return
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        temp = f"{path}.{uuid.uuid4().hex}.tmp"
-        try:
-            with open(temp, "wb") as handle:
-                handle.write(data)
-            os.replace(temp, path)
-        finally:
-            if os.path.exists(temp):
-                os.remove(temp)
-    except OSError as exc:
-        raise StorageError(f"cannot write checkpoint {url} ({_one_line(exc)}): check the path or bucket and "
-                           f"its permissions") from None
-
-
-def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    return fsspec.core.url_to_fs(url)
 
 
 def _one_line(exc: BaseException, limit: int = 200) -> str:

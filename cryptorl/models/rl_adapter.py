@@ -9,7 +9,7 @@ within a segment: `build_encoder_cache` computes all of them once, (T, W, d), wi
 context (T, c). An env built for it emits `bar_index` (1,) — the index of the current (last) bar of
 the window in the slice the cache was built from — instead of `market`, so neither the encoder nor
 the (W, 55) market window runs through training or sits in the replay buffer. The extractor picks its
-mode from the observation space: `bar_index` present -> cached, else `market` is encoded on the fly.
+mode from the observation space: no `market` key -> cached (by `bar_index`), else `market` is encoded on the fly.
 The cache is attached after the policy is built (`attach_encoder_cache`), never passed through
 policy_kwargs: SB3 pickles those into every saved model, and a cache is hundreds of MB of derived data.
 """
@@ -103,7 +103,8 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
                  features_dim: int = 512, n_technical: int = 50, n_context: int = 5) -> None:
         super().__init__(observation_space, features_dim)
         config = encoder.config
-        self.cached = "bar_index" in observation_space.spaces
+        # Cached mode when the env sends no market window (only bar_index): see the module docstring.
+        self.cached = "market" not in observation_space.spaces
         self.n_technical, self.n_context = n_technical, n_context
         _check_observation_space(observation_space, self.cached, config.window, n_technical, n_context)
         if n_technical != config.input_dim:

@@ -110,7 +110,8 @@ class CompactReplayBuffer(ReplayBuffer):
         """The batch's observation dict (B, ...) per key, on the buffer's device."""
         bar_tensor = torch.as_tensor(bars, dtype=torch.long, device=self.market.device)  # (B,)
         observations = {key: self.to_torch(array[at]) for key, array in small.items()}
-        observations[MARKET] = self.market.windows(bar_tensor).to(self.device)  # (B, window, F)
+        if MARKET in self.observation_space.spaces:
+            observations[MARKET] = self.market.windows(bar_tensor).to(self.device)  # (B, window, F)
         if BAR_INDEX in self.observation_space.spaces:
             observations[BAR_INDEX] = self.to_torch(bars.astype(np.float32).reshape(-1, 1))
         return observations
@@ -126,11 +127,11 @@ class CompactReplayBuffer(ReplayBuffer):
 
 
 def _check_space(space: spaces.Space, market: MarketData) -> None:
-    """The buffer rebuilds `market` from `bar_index`: both keys must be there, the window matching the data."""
-    if not isinstance(space, spaces.Dict) or BAR_INDEX not in space.spaces or MARKET not in space.spaces:
-        raise ConfigError("CompactReplayBuffer needs Dict observations with 'market' and 'bar_index' keys: build "
+    """The buffer stores `bar_index` and rebuilds `market` (when observed) from it, matching the data."""
+    if not isinstance(space, spaces.Dict) or BAR_INDEX not in space.spaces:
+        raise ConfigError("CompactReplayBuffer needs Dict observations with a 'bar_index' key: build "
                           "the env with include_bar_index=True")
     expected = (market.window, market.n_features)
-    if space[MARKET].shape != expected:
+    if MARKET in space.spaces and space[MARKET].shape != expected:
         raise ConfigError(f"observation 'market' has shape {space[MARKET].shape} but the replay buffer's market "
                           f"data gives {expected}: pass the env's MarketData as replay_buffer_kwargs['market']")

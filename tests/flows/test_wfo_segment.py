@@ -8,7 +8,7 @@ from cryptorl.config import DEFAULT_DATA_PATH
 from cryptorl.storage import ArtifactStore
 from tests.flows.prefect_helpers import task_states
 
-STAGES = ("split_segment", "fit_hmm")
+STAGES = ("split_segment", "fit_hmm", "pretrain_mae")
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,12 @@ def test_clean_recomputes_everything(first_run, run_segment):
     assert result.split == first_run[0].split  # deterministic: same content, same references
 
 
+def test_changed_mae_config_recomputes_only_the_mae(first_run, run_segment):
+    _, states = run_segment(overrides={"mae.max_epochs": "2"})
+    assert states == {"split_segment": "Cached", "fit_hmm": "Cached", "pretrain_mae": "Completed"}
+
+
 def test_changed_hmm_config_recomputes_only_the_hmm(first_run, run_segment):
     result, states = run_segment(overrides={"regime.n_inits": "1"})
-    assert states == {"split_segment": "Cached", "fit_hmm": "Completed"}
+    assert states == {"split_segment": "Cached", "fit_hmm": "Completed", "pretrain_mae": "Cached"}
     assert result.regime.model.uri != first_run[0].regime.model.uri  # content-scoped paths never clobber
