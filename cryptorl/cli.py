@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_args(run)
     run.add_argument("--storage", default=None, help="artifact store URL (default $CRYPTORL_STORAGE or ./artifacts)")
     run.add_argument("--clean", action="store_true", help="recompute every task, ignoring cached results")
+    run.add_argument("--timesteps", type=int, default=None, help="TQC training steps (overrides the profile)")
     _set_handler(run, _cmd_run)
     return parser
 
@@ -59,7 +60,7 @@ def _set_handler(parser: argparse.ArgumentParser, handler: Callable[[argparse.Na
 
 
 def _profile_from(args: argparse.Namespace) -> Profile:
-    overrides = {}
+    overrides = {"train.total_timesteps": str(args.timesteps)} if getattr(args, "timesteps", None) else {}
     for item in args.overrides:
         key, sep, value = item.partition("=")
         if not sep:
@@ -93,10 +94,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     result = wfo_segment(segment=args.segment, profile=args.profile, data=args.data, storage=args.storage,
-                         clean=args.clean, overrides=dict(o.split("=", 1) for o in args.overrides))
+                         clean=args.clean, timesteps=args.timesteps,
+                         overrides=dict(o.split("=", 1) for o in args.overrides))
     print(f"segment {result.segment} ({result.profile}) done in {time.perf_counter() - started:.1f} s; "
           f"artifacts in {result.store_url}/segments/{result.segment}/")
-    for stage, artifacts in (("split", result.split), ("hmm", result.regime), ("mae", result.mae)):
+    for stage, artifacts in (("split", result.split), ("hmm", result.regime), ("mae", result.mae),
+                             ("tqc", result.tqc)):
         for name, ref in vars(artifacts).items():
             if name != "segment":
                 print(f"  {stage}.{name}: {getattr(ref, 'uri', ref)}")

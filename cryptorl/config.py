@@ -168,6 +168,75 @@ class MAEConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """TQC training. Defaults are the seed's WFO config (the `gpu` profile)."""
+
+    total_timesteps: int = 25_000_000
+    n_envs: int = 1024
+    batch_size: int = 512
+    learning_rate: float = 3e-4
+    lr_final_fraction: float = 0.1  # linear decay to learning_rate * this at the end of training
+    gamma: float = 0.95
+    tau: float = 0.005
+    ent_coef: str = "auto_0.5"
+    use_sde: bool = True
+    sde_sample_freq: int = 64
+    log_std_init: float = 0.0
+    # Gradient steps per collected transition. SB3's default (one update per vec-env step) means one
+    # update per 1024 transitions at 1024 envs, which barely trains; gradient_steps = n_envs * this.
+    replay_ratio: float = 0.125
+    learning_starts: int = 20_000
+    buffer_size: int = 1_000_000
+    net_arch: tuple[int, ...] = (256, 256)
+    n_quantiles: int = 25
+    top_quantiles_to_drop: int = 2
+    head: str = "seed"  # feature-extractor head: seed | attention_pool | mean_pool
+    features_dim: int = 512
+    use_encoder_cache: bool = True  # frozen encoder: encode every window once, look embeddings up by bar
+    min_ent_coef: float = 0.01
+    w_cost_final_high: float = 2.0  # the MORL curriculum widens w_cost ~ U[0, high] up to this
+    curriculum_warmup_fraction: float = 0.1
+    curriculum_ramp_fraction: float = 0.6
+    checkpoints: int = 10  # rotating checkpoints over the run (each one also scored on the eval slice)
+    keep_last: int = 3
+    eval_steps: int = 512  # steps per eval env when scoring a checkpoint
+    log_every_steps: int = 50_000
+    device: str = "auto"
+
+    @property
+    def gradient_steps(self) -> int:
+        return max(1, round(self.n_envs * self.replay_ratio))
+
+    def validate(self) -> None:
+        _require(self.total_timesteps >= self.n_envs, "train.total_timesteps", self.total_timesteps,
+                 f"use at least train.n_envs={self.n_envs} steps")
+        _require(self.n_envs >= 1, "train.n_envs", self.n_envs, "use at least 1 env")
+        _require(self.batch_size >= 1, "train.batch_size", self.batch_size, "use at least 1, e.g. 512")
+        _require(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "use e.g. 3e-4")
+        _require(0 < self.lr_final_fraction <= 1, "train.lr_final_fraction", self.lr_final_fraction,
+                 "use a value in (0, 1], e.g. 0.1")
+        _require(0 < self.gamma < 1, "train.gamma", self.gamma, "use a discount in (0, 1), e.g. 0.95")
+        _require(self.ent_coef == "auto" or self.ent_coef.startswith("auto_") or _is_float(self.ent_coef),
+                 "train.ent_coef", self.ent_coef, "use 'auto', 'auto_0.5' or a number")
+        _require(self.replay_ratio > 0, "train.replay_ratio", self.replay_ratio, "use e.g. 0.125")
+        _require(self.buffer_size >= self.batch_size, "train.buffer_size", self.buffer_size,
+                 "use at least train.batch_size transitions")
+        _require(0 <= self.top_quantiles_to_drop < self.n_quantiles, "train.top_quantiles_to_drop",
+                 self.top_quantiles_to_drop, f"use 0..{self.n_quantiles - 1}")
+        _require(self.min_ent_coef > 0, "train.min_ent_coef", self.min_ent_coef, "use e.g. 0.01")
+        _require(self.checkpoints >= 1, "train.checkpoints", self.checkpoints, "use at least 1")
+        _require(self.keep_last >= 1, "train.keep_last", self.keep_last, "use at least 1")
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything one run needs; `name` is for display only (it is not part of any cache key)."""
 
@@ -179,9 +248,10 @@ class Profile:
     regime: RegimeConfig = field(default_factory=RegimeConfig)
     mae: MAEConfig = field(default_factory=MAEConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> "Profile":
-        for stage in (self.data, self.features, self.wfo, self.regime, self.mae, self.env):
+        for stage in (self.data, self.features, self.wfo, self.regime, self.mae, self.env, self.train):
             stage.validate()
         return self
 
@@ -198,9 +268,20 @@ PROFILES: dict[str, Profile] = {
         wfo=WFOConfig(train="6M", eval="1M", test="1M", step="1M"),
         regime=RegimeConfig(n_inits=2, n_iter=50),
         mae=MAEConfig.smoke(),
+        env=EnvConfig(episode_length=256),
+        train=TrainConfig(total_timesteps=4096, n_envs=8, batch_size=64, replay_ratio=0.25, learning_starts=256,
+                          buffer_size=20_000, net_arch=(64, 64), features_dim=64, checkpoints=2, eval_steps=128,
+                          log_every_steps=512),
     ),
     # A useful run on a workstation CPU.
-    "cpu": Profile(name="cpu", wfo=WFOConfig(train="12M", eval="2M", test="2M", step="2M"), mae=MAEConfig.cpu()),
+    "cpu": Profile(
+        name="cpu",
+        wfo=WFOConfig(train="12M", eval="2M", test="2M", step="2M"),
+        mae=MAEConfig.cpu(),
+        train=TrainConfig(total_timesteps=200_000, n_envs=32, batch_size=256, replay_ratio=0.125,
+                          learning_starts=2_000, buffer_size=200_000, net_arch=(128, 128), features_dim=256,
+                          log_every_steps=5_000),
+    ),
     # The seed's full scale on the GPU server.
     "gpu": Profile(name="gpu"),
 }

@@ -1,7 +1,7 @@
 """The `wfo-segment` flow: the DAG of one walk-forward segment, read top to bottom.
 
     split_segment ─┬─ fit_hmm ──────┐
-                   └─ pretrain_mae ─┴─ (train_tqc, audit: later stages)
+                   └─ pretrain_mae ─┴─ train_tqc ── (audit: next stage)
 
 Every task is cached on the content of its inputs; `clean=True` recomputes them all.
 """
@@ -19,6 +19,7 @@ from tasks.caching import result_storage_for
 from tasks.fit_hmm import fit_hmm
 from tasks.pretrain_mae import pretrain_mae
 from tasks.split_segment import split_segment
+from tasks.train_tqc import train_tqc
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,19 @@ class SegmentRun:
     split: stages.SegmentArtifacts
     regime: stages.RegimeArtifacts
     mae: stages.MAEArtifacts
+    tqc: stages.TQCArtifacts
 
 
 @flow(name="wfo-segment", log_prints=True)
 def wfo_segment(segment: int = 0, profile: str = "smoke", data: str | None = None, storage: str | None = None,
-                clean: bool = False, overrides: dict[str, str] | None = None) -> SegmentRun:
-    """Run one WFO segment end to end on the artifact store `storage` (default $CRYPTORL_STORAGE or ./artifacts)."""
-    config = with_overrides(get_profile(profile), overrides or {})
+                clean: bool = False, timesteps: int | None = None,
+                overrides: dict[str, str] | None = None) -> SegmentRun:
+    """Run one WFO segment end to end on the artifact store `storage` (default $CRYPTORL_STORAGE or ./artifacts).
+
+    `timesteps` overrides the profile's TQC training length; `overrides` are `stage.key=value` settings.
+    """
+    overrides = {**(overrides or {}), **({"train.total_timesteps": str(timesteps)} if timesteps else {})}
+    config = with_overrides(get_profile(profile), overrides)
     store = ArtifactStore(storage)
     options = {"result_storage": result_storage_for(store), "refresh_cache": clean}
     data_ref = stages.source_ref(data or str(DEFAULT_DATA_PATH))
@@ -46,4 +53,6 @@ def wfo_segment(segment: int = 0, profile: str = "smoke", data: str | None = Non
                                                   config.wfo)
     regime = fit_hmm.with_options(**options)(store.url, split, config.regime, config.seed)
     mae = pretrain_mae.with_options(**options)(store.url, split, config.mae, config.seed)
-    return SegmentRun(segment, config.name, store.url, split, regime, mae)
+    tqc = train_tqc.with_options(**options)(store.url, split, regime, mae, config.mae, config.train, config.env,
+                                            config.seed)
+    return SegmentRun(segment, config.name, store.url, split, regime, mae, tqc)

@@ -8,9 +8,12 @@ exactly one of these each; nothing here knows about Prefect.
 
 from cryptorl.stages.hmm import RegimeArtifacts, fit_hmm, load_regime_context
 from cryptorl.stages.mae import MAEArtifacts, load_segment_encoder, pretrain_mae
+from cryptorl.stages.tqc import TQCArtifacts, train_tqc
 from cryptorl.stages.split import SegmentArtifacts, SegmentData, load_segment, source_ref, split_segment
 
 __all__ = [
+    "TQCArtifacts",
+    "train_tqc",
     "MAEArtifacts",
     "load_segment_encoder",
     "pretrain_mae",

@@ -8,7 +8,8 @@ from cryptorl.config import DEFAULT_DATA_PATH
 from cryptorl.storage import ArtifactStore
 from tests.flows.prefect_helpers import task_states
 
-STAGES = ("split_segment", "fit_hmm", "pretrain_mae")
+STAGES = ("split_segment", "fit_hmm", "pretrain_mae", "train_tqc")
+TIMESTEPS = 512  # a short TQC run: the flow tests are about caching, not learning
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +19,7 @@ def run_segment(prefect_harness, tmp_path_factory):
     storage = f"file://{tmp_path_factory.mktemp('store')}"
 
     def run(**kwargs):
+        kwargs.setdefault("timesteps", TIMESTEPS)
         state = wfo_segment(segment=0, profile="smoke", storage=storage, return_state=True, **kwargs)
         return state.result(), task_states(state.state_details.flow_run_id)
 
@@ -37,6 +39,14 @@ def test_first_run_computes_and_stores_every_stage(first_run):
     assert any(k.endswith("features.parquet") for k in split_keys) and any(k.endswith("meta.json") for k in split_keys)
     context = store.read_frame(result.regime.context)
     assert context.shape[1] == 5 and context.iloc[-1].notna().all()
+    summary = store.read_json(result.tqc.summary)
+    assert summary["timesteps"] == TIMESTEPS and summary["updates"] > 0
+    assert store.list(store.key_of(result.tqc.tensorboard)) and store.list(store.key_of(result.tqc.checkpoints))
+
+
+def test_more_timesteps_recompute_only_the_agent(first_run, run_segment):
+    _, states = run_segment(timesteps=2 * TIMESTEPS)
+    assert states == {**{name: "Cached" for name in STAGES[:-1]}, "train_tqc": "Completed"}
 
 
 def test_unchanged_rerun_is_all_cache_hits(first_run, run_segment):
@@ -58,12 +68,14 @@ def test_clean_recomputes_everything(first_run, run_segment):
     assert result.split == first_run[0].split  # deterministic: same content, same references
 
 
-def test_changed_mae_config_recomputes_only_the_mae(first_run, run_segment):
+def test_changed_mae_config_recomputes_the_mae_and_the_agent(first_run, run_segment):
     _, states = run_segment(overrides={"mae.max_epochs": "2"})
-    assert states == {"split_segment": "Cached", "fit_hmm": "Cached", "pretrain_mae": "Completed"}
+    assert states == {"split_segment": "Cached", "fit_hmm": "Cached", "pretrain_mae": "Completed",
+                      "train_tqc": "Completed"}
 
 
-def test_changed_hmm_config_recomputes_only_the_hmm(first_run, run_segment):
+def test_changed_hmm_config_recomputes_the_hmm_and_the_agent(first_run, run_segment):
     result, states = run_segment(overrides={"regime.n_inits": "1"})
-    assert states == {"split_segment": "Cached", "fit_hmm": "Completed", "pretrain_mae": "Cached"}
+    assert states == {"split_segment": "Cached", "fit_hmm": "Completed", "pretrain_mae": "Cached",
+                      "train_tqc": "Completed"}
     assert result.regime.model.uri != first_run[0].regime.model.uri  # content-scoped paths never clobber
