@@ -1,0 +1,74 @@
+"""Audit plots as PNG bytes (matplotlib, headless), stored through the artifact store by the audit stage."""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: GPU servers and CI have no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _png(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def equity_plot(times: Sequence, curves: dict[str, np.ndarray], title: str) -> bytes:
+    """Equity curves (start 1.0) of the agent and the baselines on one axis."""
+    figure, axis = plt.subplots(figsize=(10, 4))
+    for name, curve in curves.items():
+        axis.plot(times, curve, label=name, linewidth=2.0 if name == "trained" else 1.0)
+    axis.set(title=title, ylabel="equity (net of fees)")
+    axis.legend(loc="best")
+    axis.grid(alpha=0.3)
+    return _png(figure)
+
+
+def position_plot(times: Sequence, positions: np.ndarray, close: np.ndarray, title: str) -> bytes:
+    """The agent's position over the test slice, price on a second axis."""
+    figure, axis = plt.subplots(figsize=(10, 4))
+    axis.step(times, positions, where="post", color="tab:blue", label="position")
+    axis.set(title=title, ylabel="position", ylim=(-1.05, 1.05))
+    price_axis = axis.twinx()
+    price_axis.plot(times, close, color="tab:gray", alpha=0.6, label="close")
+    price_axis.set_ylabel("close")
+    axis.grid(alpha=0.3)
+    return _png(figure)
+
+
+def histogram_plot(values: np.ndarray, title: str, bins: int = 21) -> bytes:
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.hist(values, bins=np.linspace(-1, 1, bins + 1), color="tab:blue", alpha=0.8)
+    axis.set(title=title, xlabel="position", ylabel="count")
+    return _png(figure)
+
+
+def q_curve_plot(grid: np.ndarray, mean: np.ndarray, low: np.ndarray, high: np.ndarray, title: str) -> bytes:
+    """Mean Q(s, a) over an action grid, with the 10-90 % band across sampled states."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(grid, mean, color="tab:red", label="mean over states")
+    axis.fill_between(grid, low, high, color="tab:red", alpha=0.2, label="p10-p90 over states")
+    axis.set(title=title, xlabel="action (target position)", ylabel="Q")
+    axis.legend(loc="best")
+    return _png(figure)
+
+
+def attribution_plot(shares: dict[str, dict[str, float]], title: str) -> bytes:
+    """Grouped bars: share of the actor's and the critic's sensitivity per input group."""
+    groups = list(next(iter(shares.values())))
+    figure, axis = plt.subplots(figsize=(6, 4))
+    width = 0.8 / len(shares)
+    for offset, (network, by_group) in enumerate(shares.items()):
+        axis.bar(np.arange(len(groups)) + offset * width, [by_group[g] for g in groups], width, label=network)
+    axis.set_xticks(np.arange(len(groups)) + width * (len(shares) - 1) / 2, groups)
+    axis.set(title=title, ylabel="share of sensitivity", ylim=(0, 1))
+    axis.legend(loc="best")
+    return _png(figure)

@@ -1,0 +1,42 @@
+import pytest
+
+from cryptorl.audit.verdict import COLLAPSED, DEGENERATE, HEALTHY, RULES, judge
+
+HEALTHY_MEASUREMENTS = {"position_std_across_states": 0.4, "position_std_over_test": 0.5,
+                        "actor_market_attribution": 0.6, "action_saturation": 0.2, "q_spread_over_noise": 3.0}
+
+
+def test_a_moving_market_driven_policy_is_healthy():
+    verdict = judge(HEALTHY_MEASUREMENTS)
+    assert verdict.verdict == HEALTHY and not any(check["fired"] for check in verdict.checks)
+    assert "position_std_across_states 0.4" in verdict.reasons[0]
+
+
+def test_a_constant_position_is_collapsed_with_the_number_and_threshold():
+    verdict = judge({**HEALTHY_MEASUREMENTS, "position_std_across_states": 0.003, "position_std_over_test": 0.0})
+    assert verdict.verdict == COLLAPSED
+    assert verdict.reasons[0].startswith("position_std_across_states 0.003 < 0.05")
+
+
+@pytest.mark.parametrize("key, value, reason", [
+    ("actor_market_attribution", 0.004, "actor_market_attribution 0.004 < 0.05"),
+    ("action_saturation", 0.97, "action_saturation 0.97 > 0.9"),
+    ("q_spread_over_noise", 0.5, "q_spread_over_noise 0.5 < 1"),
+])
+def test_each_degenerate_rule_states_its_reason(key, value, reason):
+    verdict = judge({**HEALTHY_MEASUREMENTS, key: value})
+    assert verdict.verdict == DEGENERATE and len(verdict.reasons) == 1
+    assert verdict.reasons[0].startswith(reason)
+
+
+def test_collapse_outranks_degeneracy_and_lists_it_first():
+    verdict = judge({**HEALTHY_MEASUREMENTS, "position_std_over_test": 0.01, "action_saturation": 0.99})
+    assert verdict.verdict == COLLAPSED and len(verdict.reasons) == 2
+    assert verdict.reasons[0].startswith("position_std_over_test")
+
+
+def test_unmeasured_rules_are_skipped_not_guessed():
+    verdict = judge({"position_std_over_test": 0.3})
+    assert verdict.verdict == HEALTHY
+    assert sum(check["value"] is not None for check in verdict.checks) == 1
+    assert len(verdict.checks) == len(RULES)
