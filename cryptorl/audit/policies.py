@@ -1,0 +1,110 @@
+"""Policies the backtest can run: the trained agent and the baselines it must beat.
+
+A policy maps a batch of env observations, and the decision bars they were taken at, to target positions.
+Baselines read the market through `MarketData` (indexed by bar), never through the observation, so they
+work whatever keys the env emits. Every baseline is causal: its position at bar t uses bars <= t only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from cryptorl.envs import MarketData
+from cryptorl.errors import ConfigError
+
+VALID_SPECS = "trained, buy_and_hold, flat, momentum, constant:X (-1 <= X <= 1), random"
+
+
+class Policy(Protocol):
+    def __call__(self, observation: dict[str, np.ndarray], bars: np.ndarray) -> np.ndarray:
+        """Target positions (n,) in [-1, 1] for n envs whose decision bars are `bars` (n,)."""
+
+
+class TrainedPolicy:
+    """An SB3 model acting deterministically (the mean action: what the agent would trade)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.observation_keys = frozenset(model.observation_space.spaces)
+
+    def __call__(self, observation: dict[str, np.ndarray], bars: np.ndarray) -> np.ndarray:
+        missing = self.observation_keys - observation.keys()
+        if missing:
+            raise ConfigError(f"the trained model reads observation keys {sorted(missing)} that the backtest env "
+                              f"does not emit: backtest with include_market=True for a model trained without "
+                              f"the encoder cache")
+        actions, _ = self.model.predict(observation, deterministic=True)  # (n, 1)
+        return actions.reshape(-1)
+
+
+@dataclass(frozen=True)
+class ConstantPolicy:
+    """Always the same position: 0 is flat, +1 is buy and hold."""
+
+    position: float
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.position <= 1.0:
+            raise ConfigError(f"constant position {self.position} is outside [-1, 1]: use a policy spec among "
+                              f"{VALID_SPECS}")
+
+    def __call__(self, observation: dict[str, np.ndarray], bars: np.ndarray) -> np.ndarray:
+        return np.full(len(bars), self.position, dtype=np.float32)
+
+
+class MomentumPolicy:
+    """Time-series momentum: the sign of the log-return over the `lookback` bars ending at bar t.
+
+    That is log(close[t] / close[t-lookback]) = sum(log_returns[t-lookback:t]); log_returns[t] is
+    bar t's FUTURE return and is never read. Near the span's start the window is shortened to bar 0.
+    """
+
+    def __init__(self, market: MarketData, lookback: int = 24) -> None:
+        if lookback < 1:
+            raise ConfigError(f"momentum lookback={lookback}: use at least 1 bar, e.g. 24")
+        log_returns = market.log_returns.cpu().numpy()  # (T,)
+        self.lookback = lookback
+        # past[t] = sum(log_returns[max(0, t-lookback):t]): pad `lookback` zeros in front, sum each window.
+        padded = np.concatenate([np.zeros(lookback), log_returns[:-1]])  # (T - 1 + lookback,)
+        past = np.lib.stride_tricks.sliding_window_view(padded, lookback).sum(axis=1)  # (T,)
+        self.signal = np.sign(past).astype(np.float32)  # (T,)
+
+    def __call__(self, observation: dict[str, np.ndarray], bars: np.ndarray) -> np.ndarray:
+        return self.signal[np.asarray(bars, dtype=np.int64)]
+
+
+@dataclass
+class RandomPolicy:
+    """Uniform positions in [-1, 1], seeded: the no-skill, high-turnover reference."""
+
+    seed: int = 0
+    rng: np.random.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def __call__(self, observation: dict[str, np.ndarray], bars: np.ndarray) -> np.ndarray:
+        return self.rng.uniform(-1.0, 1.0, len(bars)).astype(np.float32)
+
+
+def make_policy(spec: str, *, market: MarketData, model: Any = None, seed: int = 0) -> Policy:
+    """The policy named by `spec`: trained | buy_and_hold | flat | momentum | constant:X | random."""
+    name, _, argument = spec.strip().partition(":")
+    if name == "trained" and not argument:
+        if model is None:
+            raise ConfigError("policy spec 'trained' needs a trained model: pass model=load_trained_model(path)")
+        return TrainedPolicy(model)
+    if name == "constant" and argument:
+        try:
+            position = float(argument)
+        except ValueError:
+            raise ConfigError(f"invalid policy spec {spec!r}: X must be a number; use one of {VALID_SPECS}") from None
+        return ConstantPolicy(position)
+    baselines = {"buy_and_hold": lambda: ConstantPolicy(1.0), "flat": lambda: ConstantPolicy(0.0),
+                 "momentum": lambda: MomentumPolicy(market), "random": lambda: RandomPolicy(seed)}
+    if name not in baselines or argument:
+        raise ConfigError(f"unknown policy spec {spec!r}: use one of {VALID_SPECS}")
+    return baselines[name]()
