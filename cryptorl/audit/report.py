@@ -1,0 +1,66 @@
+"""The audit report: one JSON document (versioned schema) and its markdown rendering for the Prefect UI.
+
+`report.json` top level: `schema_version`, `segment`, `policy` (the audited policy spec), `verdict`,
+`reasons`, `checks` (every verdict rule with its measured value), `policies` (metrics per policy and
+w_cost), `metrics` (the same as table rows), `reward` (the scaled reward's amplitude), `diagnostics`
+(actions, gSDE, entropy, critic, attribution, FiLM, HMM, MAE), `plots` and `links` (URIs).
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+HEADLINE_W_COST = 1.0  # the w_cost at which the agent pays exactly the real fee
+TABLE_COLUMNS = ("policy", "w_cost", "net_log_return", "sharpe", "sortino", "max_drawdown", "calmar", "turnover",
+                 "exposure", "hit_rate", "psr")
+
+
+def policies_by_w_cost(rows: list[dict]) -> dict[str, dict[str, dict]]:
+    """{policy: {w_cost as str: metrics}} from metrics_table rows."""
+    nested: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        metrics = {key: value for key, value in row.items() if key not in ("policy", "w_cost")}
+        nested.setdefault(row["policy"], {})[f"{row['w_cost']:g}"] = metrics
+    return nested
+
+
+def headline_rows(rows: list[dict]) -> list[dict]:
+    """One row per policy at the headline w_cost (or the closest audited one)."""
+    w_costs = sorted({row["w_cost"] for row in rows}, key=lambda w: abs(w - HEADLINE_W_COST))
+    return [row for row in rows if row["w_cost"] == w_costs[0]]
+
+
+def render_markdown(report: dict) -> str:
+    """Verdict first, then the reasons, the key numbers, the metrics at the headline w_cost, and links."""
+    lines = [f"# Segment {report['segment']} audit: **{report['verdict'].upper()}** ({report['policy']})", ""]
+    lines += [f"- {reason}" for reason in report["reasons"]]
+    lines += ["", "## Key numbers", ""]
+    lines += [f"- {name}: {_fmt(value)}" for name, value in key_numbers(report).items()]
+    lines += ["", f"## Test-slice metrics at w_cost = {headline_rows(report['metrics'])[0]['w_cost']:g}", ""]
+    lines += [_table_row(TABLE_COLUMNS), _table_row(["---"] * len(TABLE_COLUMNS))]
+    lines += [_table_row([_fmt(row.get(column)) for column in TABLE_COLUMNS]) for row in headline_rows(report["metrics"])]
+    lines += ["", "## Plots and artifacts", ""]
+    lines += [f"- [{name}]({uri})" for name, uri in {**report["plots"], **report["links"]}.items()]
+    return "\n".join(lines) + "\n"
+
+
+def key_numbers(report: dict) -> dict[str, float | None]:
+    """The measurements behind the verdict plus the reward amplitude and the entropy balance."""
+    numbers = {check["measurement"]: check["value"] for check in report["checks"]}
+    numbers.update({f"reward_{key}": value for key, value in report["reward"].items()})
+    entropy = report["diagnostics"].get("entropy") or {}
+    if entropy:
+        numbers["final_ent_coef"] = entropy["final_ent_coef"]
+        numbers["entropy_bonus_to_reward_std"] = entropy["bonus_to_reward_std"]
+    return numbers
+
+
+def _table_row(cells) -> str:
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
