@@ -1,7 +1,7 @@
 """The `wfo-segment` flow: the DAG of one walk-forward segment, read top to bottom.
 
     split_segment ─┬─ fit_hmm ──────┐
-                   └─ pretrain_mae ─┴─ train_tqc ── (audit: next stage)
+                   └─ pretrain_mae ─┴─ train_tqc ── audit ── publish_audit (Prefect artifacts, every run)
 
 Every task is cached on the content of its inputs; `clean=True` recomputes them all.
 """
@@ -16,6 +16,7 @@ from cryptorl import stages
 from cryptorl.config import DEFAULT_DATA_PATH, get_profile, with_overrides
 from cryptorl.storage import ArtifactStore
 from tasks.caching import result_storage_for
+from tasks.audit import audit, publish_audit
 from tasks.fit_hmm import fit_hmm
 from tasks.pretrain_mae import pretrain_mae
 from tasks.split_segment import split_segment
@@ -33,15 +34,17 @@ class SegmentRun:
     regime: stages.RegimeArtifacts
     mae: stages.MAEArtifacts
     tqc: stages.TQCArtifacts
+    audit: stages.AuditArtifacts
 
 
 @flow(name="wfo-segment", log_prints=True)
 def wfo_segment(segment: int = 0, profile: str = "smoke", data: str | None = None, storage: str | None = None,
-                clean: bool = False, timesteps: int | None = None,
+                clean: bool = False, timesteps: int | None = None, policy: str = "trained",
                 overrides: dict[str, str] | None = None) -> SegmentRun:
     """Run one WFO segment end to end on the artifact store `storage` (default $CRYPTORL_STORAGE or ./artifacts).
 
-    `timesteps` overrides the profile's TQC training length; `overrides` are `stage.key=value` settings.
+    `timesteps` overrides the profile's TQC training length; `policy` is what the audit judges (the trained
+    agent, or a baseline spec such as `constant:0.85`); `overrides` are `stage.key=value` settings.
     """
     overrides = {**(overrides or {}), **({"train.total_timesteps": str(timesteps)} if timesteps else {})}
     config = with_overrides(get_profile(profile), overrides)
@@ -55,4 +58,7 @@ def wfo_segment(segment: int = 0, profile: str = "smoke", data: str | None = Non
     mae = pretrain_mae.with_options(**options)(store.url, split, config.mae, config.seed)
     tqc = train_tqc.with_options(**options)(store.url, split, regime, mae, config.mae, config.train, config.env,
                                             config.seed)
-    return SegmentRun(segment, config.name, store.url, split, regime, mae, tqc)
+    report = audit.with_options(**options)(store.url, split, regime, mae, tqc, config.mae, config.train, config.env,
+                                           config.seed, policy)
+    publish_audit(store.url, report)
+    return SegmentRun(segment, config.name, store.url, split, regime, mae, tqc, report)

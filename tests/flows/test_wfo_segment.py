@@ -1,5 +1,6 @@
 """The segment flow under an ephemeral Prefect: content-addressed caching, --clean, partial recompute."""
 
+import re
 import shutil
 
 import pytest
@@ -8,7 +9,7 @@ from cryptorl.config import DEFAULT_DATA_PATH
 from cryptorl.storage import ArtifactStore
 from tests.flows.prefect_helpers import task_states
 
-STAGES = ("split_segment", "fit_hmm", "pretrain_mae", "train_tqc")
+STAGES = ("split_segment", "fit_hmm", "pretrain_mae", "train_tqc", "audit")
 TIMESTEPS = 512  # a short TQC run: the flow tests are about caching, not learning
 
 
@@ -21,7 +22,9 @@ def run_segment(prefect_harness, tmp_path_factory):
     def run(**kwargs):
         kwargs.setdefault("timesteps", TIMESTEPS)
         state = wfo_segment(segment=0, profile="smoke", storage=storage, return_state=True, **kwargs)
-        return state.result(), task_states(state.state_details.flow_run_id)
+        states = task_states(state.state_details.flow_run_id)
+        assert states.pop("publish_audit") == "Completed"  # the UI gets the audit on every run, cached or not
+        return state.result(), states
 
     return run
 
@@ -42,11 +45,35 @@ def test_first_run_computes_and_stores_every_stage(first_run):
     summary = store.read_json(result.tqc.summary)
     assert summary["timesteps"] == TIMESTEPS and summary["updates"] > 0
     assert store.list(store.key_of(result.tqc.tensorboard)) and store.list(store.key_of(result.tqc.checkpoints))
+    report = store.read_json(result.audit.report)
+    assert report["verdict"] == result.audit.verdict in ("collapsed", "degenerate", "healthy")
+    assert report["reasons"] and {"trained", "buy_and_hold", "flat", "momentum"} <= set(report["policies"])
+
+
+def test_audit_artifacts_are_readable_through_the_prefect_client(first_run):
+    from prefect.artifacts import Artifact
+
+    result, _ = first_run
+    markdown = Artifact.get("segment-0-audit")
+    assert markdown is not None and markdown.type == "markdown"
+    assert f"**{result.audit.verdict.upper()}**" in markdown.data
+    table = Artifact.get("segment-0-metrics")
+    assert table is not None and table.type == "table" and "buy_and_hold" in str(table.data)
+    link = Artifact.get("segment-0-plot-equity")
+    assert link is not None and "equity.png" in str(link.data)
+
+
+def test_a_constant_policy_is_judged_collapsed(first_run, run_segment):
+    result, states = run_segment(policy="constant:0.85")
+    assert states["audit"] == "Completed" and states["train_tqc"] == "Cached"
+    report = ArtifactStore(result.store_url).read_json(result.audit.report)
+    assert report["verdict"] == "collapsed" and report["policy"] == "constant:0.85"
+    assert re.match(r"position_std_across_states \S+ < 0\.05: the same position whatever the state", report["reasons"][0])
 
 
 def test_more_timesteps_recompute_only_the_agent(first_run, run_segment):
     _, states = run_segment(timesteps=2 * TIMESTEPS)
-    assert states == {**{name: "Cached" for name in STAGES[:-1]}, "train_tqc": "Completed"}
+    assert states == {**{name: "Cached" for name in STAGES[:3]}, "train_tqc": "Completed", "audit": "Completed"}
 
 
 def test_unchanged_rerun_is_all_cache_hits(first_run, run_segment):
@@ -71,11 +98,11 @@ def test_clean_recomputes_everything(first_run, run_segment):
 def test_changed_mae_config_recomputes_the_mae_and_the_agent(first_run, run_segment):
     _, states = run_segment(overrides={"mae.max_epochs": "2"})
     assert states == {"split_segment": "Cached", "fit_hmm": "Cached", "pretrain_mae": "Completed",
-                      "train_tqc": "Completed"}
+                      "train_tqc": "Completed", "audit": "Completed"}
 
 
 def test_changed_hmm_config_recomputes_the_hmm_and_the_agent(first_run, run_segment):
     result, states = run_segment(overrides={"regime.n_inits": "1"})
     assert states == {"split_segment": "Cached", "fit_hmm": "Completed", "pretrain_mae": "Cached",
-                      "train_tqc": "Completed"}
+                      "train_tqc": "Completed", "audit": "Completed"}
     assert result.regime.model.uri != first_run[0].regime.model.uri  # content-scoped paths never clobber
