@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from typing import Callable, Sequence
 
+from cryptorl.audit.policies import VALID_SPECS, parse_policy_spec
+from cryptorl.audit.report import TABLE_COLUMNS, headline_rows
 from cryptorl.config import DEFAULT_DATA_PATH, Profile, get_profile, with_overrides
 from cryptorl.data import load_ohlcv, load_ohlcv_with_report
 from cryptorl.errors import ConfigError, CryptoRLError
+from cryptorl.storage import ArtifactStore, write_url
 from cryptorl.wfo import get_segment, make_segments
 
 EXIT_BAD_INPUT = 2
@@ -39,13 +43,23 @@ def _parser() -> argparse.ArgumentParser:
     _set_handler(segments, _cmd_segments)
 
     run = commands.add_parser("run", help="run one WFO segment (the Prefect segment flow)")
-    run.add_argument("--segment", type=int, default=0, help="segment number (see `cryptorl segments`)")
-    _add_config_args(run)
-    run.add_argument("--storage", default=None, help="artifact store URL (default $CRYPTORL_STORAGE or ./artifacts)")
-    run.add_argument("--clean", action="store_true", help="recompute every task, ignoring cached results")
-    run.add_argument("--timesteps", type=int, default=None, help="TQC training steps (overrides the profile)")
+    _add_segment_run_args(run)
     _set_handler(run, _cmd_run)
+
+    audit = commands.add_parser("audit", help="audit a segment's agent or a baseline: verdict and metrics table")
+    _add_segment_run_args(audit)
+    audit.add_argument("--policy", default="trained", help=f"what to judge: {VALID_SPECS}")
+    audit.add_argument("--report-json", default=None, metavar="PATH", help="also write report.json here")
+    _set_handler(audit, _cmd_audit)
     return parser
+
+
+def _add_segment_run_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--segment", type=int, default=0, help="segment number (see `cryptorl segments`)")
+    _add_config_args(parser)
+    parser.add_argument("--storage", default=None, help="artifact store URL (default $CRYPTORL_STORAGE or ./artifacts)")
+    parser.add_argument("--clean", action="store_true", help="recompute every task, ignoring cached results")
+    parser.add_argument("--timesteps", type=int, default=None, help="TQC training steps (overrides the profile)")
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -85,8 +99,32 @@ def _cmd_segments(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    result, seconds = _run_segment(args, policy="trained")
+    print(f"segment {result.segment} ({result.profile}) done in {seconds:.1f} s; "
+          f"artifacts in {result.store_url}/segments/{result.segment}/")
+    for stage, artifacts in (("split", result.split), ("hmm", result.regime), ("mae", result.mae),
+                             ("tqc", result.tqc), ("audit", result.audit)):
+        for name, ref in vars(artifacts).items():
+            if name not in ("segment", "verdict"):
+                print(f"  {stage}.{name}: {getattr(ref, 'uri', ref)}")
+    _print_verdict(result.store_url, result.audit)
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    parse_policy_spec(args.policy)
+    result, _ = _run_segment(args, policy=args.policy)
+    report = _print_verdict(result.store_url, result.audit)
+    for row in headline_rows(report["metrics"]):
+        print("  " + "  ".join(f"{column}={_cell(row.get(column))}" for column in TABLE_COLUMNS))
+    if args.report_json:
+        print(f"report.json copied to {write_url(args.report_json, json.dumps(report, indent=2).encode()).uri}")
+    return 0
+
+
+def _run_segment(args: argparse.Namespace, policy: str):
+    """Check the inputs before Prefect starts (bad input is one line, not a failed flow run), then run the flow."""
     profile = _profile_from(args)
-    # Check the inputs before Prefect starts, so bad input is one line, not a failed flow run.
     ohlcv = load_ohlcv(args.data, bar=profile.data.bar, max_gap_fill_bars=profile.data.max_gap_fill_bars)
     print(get_segment(ohlcv.index, profile.wfo, args.segment).describe())
 
@@ -94,16 +132,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     result = wfo_segment(segment=args.segment, profile=args.profile, data=args.data, storage=args.storage,
-                         clean=args.clean, timesteps=args.timesteps,
+                         clean=args.clean, timesteps=args.timesteps, policy=policy,
                          overrides=dict(o.split("=", 1) for o in args.overrides))
-    print(f"segment {result.segment} ({result.profile}) done in {time.perf_counter() - started:.1f} s; "
-          f"artifacts in {result.store_url}/segments/{result.segment}/")
-    for stage, artifacts in (("split", result.split), ("hmm", result.regime), ("mae", result.mae),
-                             ("tqc", result.tqc)):
-        for name, ref in vars(artifacts).items():
-            if name != "segment":
-                print(f"  {stage}.{name}: {getattr(ref, 'uri', ref)}")
-    return 0
+    return result, time.perf_counter() - started
+
+
+def _print_verdict(store_url: str, audit) -> dict:
+    report = ArtifactStore(store_url).read_json(audit.report)
+    print(f"verdict ({report['policy']}): {report['verdict'].upper()}")
+    for reason in report["reasons"]:
+        print(f"  - {reason}")
+    print(f"report: {audit.report.uri}")
+    return report
+
+
+def _cell(value) -> str:
+    return "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 if __name__ == "__main__":

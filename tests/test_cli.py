@@ -58,6 +58,8 @@ def test_segments_lists_numbered_date_ranges(capsys):
     (["run", "--profile", "huge"], "unknown profile 'huge'"),
     (["run", "--set", "regime.n_states"], "is not STAGE.KEY=VALUE"),
     (["run", "--set", "regime.n_states=1"], "invalid config regime.n_states=1"),
+    (["audit", "--policy", "constant:2"], "constant position 2.0 is outside [-1, 1]"),
+    (["audit", "--policy", "yolo"], "unknown policy spec 'yolo'"),
 ])
 def test_run_rejects_bad_input_before_starting_prefect(args, message, capsys):
     assert main(args) == 2

@@ -90,21 +90,26 @@ class RandomPolicy:
         return self.rng.uniform(-1.0, 1.0, len(bars)).astype(np.float32)
 
 
-def make_policy(spec: str, *, market: MarketData, model: Any = None, seed: int = 0) -> Policy:
-    """The policy named by `spec`: trained | buy_and_hold | flat | momentum | constant:X | random."""
+def parse_policy_spec(spec: str) -> tuple[str, float | None]:
+    """(name, constant position or None) of a valid spec; anything else raises a one-line ConfigError."""
     name, _, argument = spec.strip().partition(":")
-    if name == "trained" and not argument:
-        if model is None:
-            raise ConfigError("policy spec 'trained' needs a trained model: pass model=load_trained_model(path)")
-        return TrainedPolicy(model)
     if name == "constant" and argument:
         try:
             position = float(argument)
         except ValueError:
             raise ConfigError(f"invalid policy spec {spec!r}: X must be a number; use one of {VALID_SPECS}") from None
-        return ConstantPolicy(position)
-    baselines = {"buy_and_hold": lambda: ConstantPolicy(1.0), "flat": lambda: ConstantPolicy(0.0),
-                 "momentum": lambda: MomentumPolicy(market), "random": lambda: RandomPolicy(seed)}
-    if name not in baselines or argument:
+        return name, ConstantPolicy(position).position  # the policy checks its range
+    if name not in ("trained", "buy_and_hold", "flat", "momentum", "random") or argument:
         raise ConfigError(f"unknown policy spec {spec!r}: use one of {VALID_SPECS}")
-    return baselines[name]()
+    return name, None
+
+
+def make_policy(spec: str, *, market: MarketData, model: Any = None, seed: int = 0) -> Policy:
+    """The policy named by `spec`: trained | buy_and_hold | flat | momentum | constant:X | random."""
+    name, position = parse_policy_spec(spec)
+    if name == "trained" and model is None:
+        raise ConfigError("policy spec 'trained' needs a trained model: pass model=load_trained_model(path)")
+    makers = {"trained": lambda: TrainedPolicy(model), "constant": lambda: ConstantPolicy(position),
+              "buy_and_hold": lambda: ConstantPolicy(1.0), "flat": lambda: ConstantPolicy(0.0),
+              "momentum": lambda: MomentumPolicy(market), "random": lambda: RandomPolicy(seed)}
+    return makers[name]()
