@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 
 from cryptorl.config import DEFAULT_DATA_PATH
 from cryptorl.data import load_ohlcv
+
+
+# Tiny networks on a 2-core CI box: two torch threads fight each other (and the Prefect server) and run
+# up to 10x slower than one.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from cryptorl.audit import BacktestMetrics, backtest, backtest_many, make_policy, metrics_table
-from cryptorl.config import EnvConfig, MAEConfig, TrainConfig
+from cryptorl.config import EnvConfig
 from cryptorl.envs import MarketData
 from cryptorl.errors import ConfigError
-from cryptorl.models import CryptoMAE, attach_encoder_cache
+from cryptorl.models import attach_encoder_cache
 from cryptorl.training.tqc import encoder_cache_for, load_trained_model, train_tqc
+from tests.tiny import TINY_TRAIN, tiny_encoder
 
-torch.set_num_threads(1)  # 2-core CI box: one torch thread is much faster for tiny nets
 N_BARS, START = 900, 155  # a 744-step test slice: one month of hourly bars
 CLOSE = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, N_BARS)))  # (T,)
 LABELS = np.arange(N_BARS) * np.timedelta64(1, "h") + np.datetime64("2023-01-01T00")
@@ -119,10 +119,8 @@ def test_metrics_table_is_json_safe_with_every_metric(market):
 @pytest.fixture(scope="module", params=[True, False], ids=["encoder-cache", "market-window"])
 def trained(request, market, tmp_path_factory):
     """A tiny TQC (~1 s), loaded as the audit loads it; with its encoder cache attached in cache mode."""
-    encoder = CryptoMAE(MAEConfig(d_model=8, n_heads=2, n_layers=1, dim_feedforward=16, dropout=0.0))
-    config = TrainConfig(total_timesteps=64, n_envs=4, batch_size=16, replay_ratio=0.5, learning_starts=16,
-                         buffer_size=1_000, net_arch=(16, 16), features_dim=16, checkpoints=2, eval_steps=8,
-                         log_every_steps=16, device="cpu", use_encoder_cache=request.param)
+    encoder = tiny_encoder()
+    config = dataclasses.replace(TINY_TRAIN, use_encoder_cache=request.param)
     result = train_tqc(market.with_slice(100, 300), market.with_slice(300, 400), encoder, config, ENV, seed=3,
                        work_dir=tmp_path_factory.mktemp("tqc"), progress=False)
     model = load_trained_model(result.model_path, device="cpu")

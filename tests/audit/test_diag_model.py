@@ -11,18 +11,13 @@ import torch
 from cryptorl.audit.diagnostics import (action_diagnostics, attribution, critic_diagnostics, film_diagnostics,
                                         gsde_diagnostics, read_scalar_trajectory, sample_states)
 from cryptorl.audit.diagnostics.observations import as_tensors
-from cryptorl.config import EnvConfig, MAEConfig, TrainConfig
 from cryptorl.envs import MarketData
 from cryptorl.errors import ConfigError
-from cryptorl.models import CryptoMAE, FoundationFeatureExtractor, attach_encoder_cache
+from cryptorl.models import FoundationFeatureExtractor, attach_encoder_cache
 from cryptorl.training.tqc import build_tqc, encoder_cache_for, load_trained_model, make_env, train_tqc
+from tests.tiny import TINY_ENV, TINY_TRAIN, tiny_encoder
 
-torch.set_num_threads(1)  # 2-core CI box: one torch thread is much faster for tiny nets
-ENCODER = CryptoMAE(MAEConfig(d_model=8, n_heads=2, n_layers=1, dim_feedforward=16, dropout=0.0))
-ENV = EnvConfig(episode_length=32)
-CONFIG = TrainConfig(total_timesteps=64, n_envs=4, batch_size=16, replay_ratio=0.5, learning_starts=16,
-                     buffer_size=1_000, net_arch=(16, 16), features_dim=16, checkpoints=2, eval_steps=8,
-                     log_every_steps=16, device="cpu")
+ENCODER, ENV, CONFIG = tiny_encoder(), TINY_ENV, TINY_TRAIN
 SPAN = MarketData.random(400, seed=0)
 TEST = SPAN.with_slice(300, 400)
 W_COSTS = (0.0, 0.5, 1.0, 2.0)

@@ -6,17 +6,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from cryptorl.audit.diagnostics import entropy_diagnostics, hmm_diagnostics, mae_diagnostics, read_scalar_trajectory
-from cryptorl.config import MAEConfig
 from cryptorl.errors import ArtifactNotFoundError, DataError
-from cryptorl.models import CryptoMAE
 from cryptorl.models.foundation import valid_window_ends
 from cryptorl.regime import CONTEXT_COLUMNS
+from tests.tiny import tiny_encoder
 
-torch.set_num_threads(1)
 REWARD = {"mean": 0.001, "std": 0.01, "min": -0.05, "max": 0.04}
 
 
@@ -90,7 +87,7 @@ def test_hmm_diagnostics_refuse_mismatched_inputs():
 
 @pytest.fixture(scope="module")
 def encoder():
-    return CryptoMAE(MAEConfig(d_model=8, n_heads=2, n_layers=1, dim_feedforward=16, dropout=0.0))
+    return tiny_encoder()
 
 
 def test_mae_diagnostics_score_every_valid_test_window(encoder):

@@ -34,15 +34,6 @@ CONFIG = EnvConfig(episode_length=8)
 N_ENVS = 4
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: on a busy 2-core machine two torch threads fight each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def market() -> MarketData:
     return MarketData.random(160, n_features=6, seed=5)

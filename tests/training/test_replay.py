@@ -13,15 +13,6 @@ CONFIG = EnvConfig(episode_length=8, w_cost_low=0.1, w_cost_high=1.0)
 N_ENVS = 4
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: on a busy 2-core machine two torch threads fight each other (0.2 s vs 19 s for a learn)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def market() -> MarketData:
     return MarketData.random(200, n_features=9, seed=11)
