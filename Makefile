@@ -8,14 +8,14 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean ui ui-stop
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
@@ -26,6 +26,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# A local Prefect server (SQLite, 127.0.0.1:$(UI_PORT)), the `gpu` pool, the deployments of prefect.yaml and
+# one worker; PIDs and logs in .ui/. `make ui-stop` stops them by PID.
+UI_PORT ?= 4200
+ui: $(STAMP)
+	UI_PORT=$(UI_PORT) deployments/local-ui.sh start
+
+ui-stop: $(STAMP)
+	UI_PORT=$(UI_PORT) deployments/local-ui.sh stop
 
 clean:
 	rm -rf artifacts .pytest_cache

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Sequence
 
 from cryptorl.audit.policies import VALID_SPECS, parse_policy_spec
 from cryptorl.audit.report import TABLE_COLUMNS, headline_rows
 from cryptorl.config import DEFAULT_DATA_PATH, Profile, get_profile, with_overrides
-from cryptorl.data import load_ohlcv, load_ohlcv_with_report
+from cryptorl.data import append_bars, load_ohlcv, load_ohlcv_with_report
 from cryptorl.errors import ConfigError, CryptoRLError
 from cryptorl.storage import ArtifactStore, write_url
+from cryptorl.tensorboard_sync import TENSORBOARD_HOST, default_cache_dir, sync_tensorboard, tensorboard_command
 from cryptorl.wfo import get_segment, make_segments
 
 EXIT_BAD_INPUT = 2
@@ -51,11 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--policy", default="trained", help=f"what to judge: {VALID_SPECS}")
     audit.add_argument("--report-json", default=None, metavar="PATH", help="also write report.json here")
     _set_handler(audit, _cmd_audit)
+    _add_orchestration_commands(commands, data)
     return parser
 
 
 def _add_segment_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--segment", type=int, default=0, help="segment number (see `cryptorl segments`)")
+    _add_flow_args(parser)
+
+
+def _add_flow_args(parser: argparse.ArgumentParser) -> None:
+    """What every segment flow run takes: config, store, --clean, --timesteps."""
     _add_config_args(parser)
     parser.add_argument("--storage", default=None, help="artifact store URL (default $CRYPTORL_STORAGE or ./artifacts)")
     parser.add_argument("--clean", action="store_true", help="recompute every task, ignoring cached results")
@@ -148,6 +157,68 @@ def _print_verdict(store_url: str, audit) -> dict:
 
 def _cell(value) -> str:
     return "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+# -- orchestration: many segments, growing the data, TensorBoard ------------------------------------------
+
+def _add_orchestration_commands(commands: argparse._SubParsersAction, data: argparse._SubParsersAction) -> None:
+    append = data.add_parser("append", help="merge newer bars into a stored dataset (atomic rewrite)")
+    append.add_argument("new", help="file or URL holding the new bars (parquet/CSV/JSON)")
+    append.add_argument("--into", required=True, metavar="DATASET", help="dataset to grow (parquet/CSV, path or URL)")
+    append.add_argument("--max-gap-fill-bars", type=int, default=None, help="longest outage allowed (bars)")
+    _set_handler(append, _cmd_data_append)
+
+    wfo = commands.add_parser("wfo", help="run many WFO segments in parallel (the Prefect full-wfo flow) and summarize")
+    wfo.add_argument("--segments", default="all", help="all, latest, 3, 0-3 or 0,2,5 (default: all)")
+    _add_flow_args(wfo)
+    wfo.add_argument("--via-deployments", action="store_true",
+                     help="submit each segment to the `wfo-segment` deployment (workers of the `gpu` pool)")
+    _set_handler(wfo, _cmd_wfo)
+
+    tensorboard = commands.add_parser("tensorboard", help="sync TensorBoard logs from the store and start TensorBoard")
+    tensorboard.add_argument("--segment", type=int, default=None, help="segment number (default: all segments)")
+    tensorboard.add_argument("--storage", default=None, help="artifact store URL (default $CRYPTORL_STORAGE)")
+    tensorboard.add_argument("--cache-dir", default=None, help="local copy of the logs (default ~/.cache/cryptorl/...)")
+    tensorboard.add_argument("--port", type=int, default=6006, help="TensorBoard port on 127.0.0.1 (default 6006)")
+    tensorboard.add_argument("--no-launch", action="store_true", help="only sync the logs, do not start TensorBoard")
+    _set_handler(tensorboard, _cmd_tensorboard)
+
+
+def _cmd_data_append(args: argparse.Namespace) -> int:
+    kwargs = {} if args.max_gap_fill_bars is None else {"max_gap_fill_bars": args.max_gap_fill_bars}
+    print(append_bars(args.new, args.into, **kwargs).summary())
+    return 0
+
+
+def _cmd_wfo(args: argparse.Namespace) -> int:
+    profile = _profile_from(args)
+    ohlcv = load_ohlcv(args.data, bar=profile.data.bar, max_gap_fill_bars=profile.data.max_gap_fill_bars)
+
+    from flows.full_wfo import full_wfo, select_segments  # Prefect is imported only when a flow runs
+
+    segments = make_segments(ohlcv.index, profile.wfo)
+    numbers = select_segments(args.segments, len(segments))  # bad input fails here, before any flow run
+    for number in numbers:
+        print(segments[number].describe())
+    started = time.perf_counter()
+    outcomes = full_wfo(segments=numbers, profile=args.profile, timesteps=args.timesteps, data=args.data,
+                        storage=args.storage, clean=args.clean, via_deployments=args.via_deployments,
+                        overrides=dict(o.split("=", 1) for o in args.overrides))
+    print(f"{len(outcomes)} segments done in {time.perf_counter() - started:.1f} s; "
+          "summary: Prefect artifact 'wfo-summary'")
+    return 0
+
+
+def _cmd_tensorboard(args: argparse.Namespace) -> int:
+    store = ArtifactStore(args.storage)
+    local_dir = Path(args.cache_dir).expanduser().resolve() if args.cache_dir else default_cache_dir(store)
+    print(sync_tensorboard(store, local_dir, args.segment).summary())
+    command = tensorboard_command(local_dir, args.port)
+    if not args.no_launch:
+        print(f"TensorBoard: http://{TENSORBOARD_HOST}:{args.port}/ (Ctrl-C stops it)", flush=True)
+        os.execv(command[0], command)  # TensorBoard replaces this process, so signals reach it directly
+    print("start it with: " + " ".join(command))
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from typing import Any, Callable, TypeVar
 
 import fsspec
 import pandas as pd
+from botocore.exceptions import BotoCoreError
 
 from cryptorl.errors import ArtifactNotFoundError, StorageError
 from cryptorl.hashing import sha256_bytes
@@ -144,7 +145,8 @@ class ArtifactStore:
             except FileNotFoundError:
                 raise ArtifactNotFoundError(f"cannot {what}: not found; re-run the stage that writes it "
                                    "(or check the store URL)") from None
-            except (OSError, ConnectionError, TimeoutError) as exc:
+            # s3fs surfaces an unreachable endpoint as botocore's EndpointConnectionError, not an OSError.
+            except (OSError, ConnectionError, TimeoutError, BotoCoreError) as exc:
                 if attempt == attempts:
                     raise StorageError(f"cannot {what} after {attempts} attempt(s): {type(exc).__name__}: {exc}; "
                                        "check that the store is reachable and its credentials") from None

@@ -3,7 +3,9 @@
 See `validation` for what a valid frame is, `gaps` for the gap policy and `loader` for the formats read.
 """
 
+from cryptorl.data.append import AppendReport, append_bars
 from cryptorl.data.loader import LoadReport, load_ohlcv, load_ohlcv_with_report
 from cryptorl.data.validation import COLUMNS, data_hash, validate_ohlcv
 
-__all__ = ["COLUMNS", "LoadReport", "data_hash", "load_ohlcv", "load_ohlcv_with_report", "validate_ohlcv"]
+__all__ = ["COLUMNS", "AppendReport", "LoadReport", "append_bars", "data_hash", "load_ohlcv", "load_ohlcv_with_report",
+           "validate_ohlcv"]

@@ -1,0 +1,239 @@
+"""The `full-wfo` flow: many walk-forward segments at once, then one cross-segment summary.
+
+    plan_segments ─┬─ wfo-segment 0 ─┐
+                   ├─ wfo-segment 1 ─┼─ summarize (markdown artifact `wfo-summary`)
+                   └─ ...           ─┘
+
+Locally every segment is a subflow in its own process (`ProcessPoolTaskRunner`): training seeds the
+process-global RNGs, so two segments sharing a process would not be reproducible. With
+`via_deployments` every segment is a run of the `wfo-segment` deployment instead, so N workers train N
+segments at once. Either way a segment's audit report is found through its flow run's `audit` task,
+whose result lives in the result storage of the shared artifact store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import torch
+from prefect import flow, get_client, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.deployments import run_deployment
+from prefect.settings import get_current_settings
+from prefect.task_runners import ProcessPoolTaskRunner
+
+from cryptorl.audit.report import HEADLINE_W_COST, headline_rows
+from cryptorl.config import DEFAULT_DATA_PATH, get_profile, with_overrides
+from cryptorl.data import load_ohlcv
+from cryptorl.errors import ConfigError
+from cryptorl.storage import read_url
+from cryptorl.wfo import make_segments
+
+SEGMENT_DEPLOYMENT = "wfo-segment/wfo-segment"
+SUMMARY_KEY = "wfo-summary"
+# Local parallelism: Prefect's own setting, else one process per core. Each process gets its share of the
+# cores: torch's default (every core in every process) oversubscribes the CPU and trains many times slower.
+LOCAL_PROCESSES = get_current_settings().tasks.runner.process_pool_max_workers or os.cpu_count() or 1
+THREADS_PER_PROCESS = max(1, (os.cpu_count() or 1) // LOCAL_PROCESSES)
+POLL_SECONDS = 5.0  # how often the parent asks the server about the segment runs it submitted
+NOT_AVAILABLE = "n/a"
+_RANGE = re.compile(r"^(\d+)-(\d+)$")
+
+
+@dataclass(frozen=True)
+class SegmentOutcome:
+    """How one segment's flow run ended."""
+
+    segment: int
+    flow_run_id: UUID
+    state: str  # final state name: Completed, Failed, Crashed, Cancelled
+
+
+@dataclass(frozen=True)
+class SegmentSummary:
+    """One row of the summary, read from the segment's audit report (`n/a` where there is none)."""
+
+    segment: int
+    state: str
+    flow_run_id: UUID
+    verdict: str = NOT_AVAILABLE
+    report_uri: str | None = None
+    sharpe: dict[str, float] = field(default_factory=dict)  # policy label -> test Sharpe
+
+
+def select_segments(spec: str | int | list[int], available: int) -> list[int]:
+    """Segment numbers of `spec`: "all", "latest", "3", "0-3", "0,2,5" (combinable: "0-3,7") or a list."""
+    if available == 0:
+        raise ConfigError("the data holds no complete segment with this WFO config; "
+                          "add data or shorten wfo.train / wfo.eval / wfo.test")
+    text = str(spec).strip()
+    if isinstance(spec, (list, tuple)):
+        numbers = [int(n) for n in spec]
+    elif text == "all":
+        numbers = list(range(available))
+    elif text == "latest":
+        numbers = [available - 1]
+    else:
+        numbers = [n for part in text.split(",") for n in _parse_part(part.strip(), spec)]
+    outside = [n for n in numbers if not 0 <= n < available]
+    if outside:
+        raise ConfigError(f"segments {spec!r}: segment {outside[0]} does not exist (the data holds "
+                          f"0..{available - 1}); fix: pick segments in that range, or add data")
+    return sorted(set(numbers))
+
+
+def _parse_part(part: str, spec: Any) -> list[int]:
+    if part.isdigit():
+        return [int(part)]
+    match = _RANGE.match(part)
+    if not match or int(match[1]) > int(match[2]):
+        raise ConfigError(f"segments {spec!r}: cannot read {part!r}; write e.g. all, latest, 3, 0-3 or 0,2,5")
+    return list(range(int(match[1]), int(match[2]) + 1))
+
+
+@task(cache_policy=NO_CACHE)  # the data may have grown since the last run: always read it again
+def plan_segments(spec: str | int | list[int], profile: str, data: str | None,
+                  overrides: dict[str, str] | None) -> list[int]:
+    """The segment numbers `spec` names among those the data allows."""
+    config = with_overrides(get_profile(profile), overrides or {})
+    ohlcv = load_ohlcv(data or str(DEFAULT_DATA_PATH), bar=config.data.bar,
+                       max_gap_fill_bars=config.data.max_gap_fill_bars)
+    return select_segments(spec, len(make_segments(ohlcv.index, config.wfo)))
+
+
+@task(task_run_name="segment-{segment}", cache_policy=NO_CACHE)
+def run_segment(segment: int, params: dict[str, Any]) -> tuple[int, UUID, str]:
+    """One segment as a subflow, in a process of the flow's task runner: (segment, flow run id, final state).
+
+    Prefect ships this function by value to the pool process, so it imports the flow there: shipped by
+    value, the tasks would lose their source code, which their cache keys hash.
+    """
+    from flows.wfo_segment import wfo_segment
+
+    state = wfo_segment(segment=segment, **params, return_state=True)
+    return segment, state.state_details.flow_run_id, state.name
+
+
+def run_on_workers(numbers: list[int], params: dict[str, Any]) -> list[SegmentOutcome]:
+    """Submit one `wfo-segment` deployment run per segment, then wait until every run has finished."""
+    given = {key: value for key, value in params.items() if value is not None}  # None: the deployment's default
+    runs = [run_deployment(SEGMENT_DEPLOYMENT, parameters={**given, "segment": n}, timeout=0,
+                           flow_run_name=f"segment-{n}") for n in numbers]
+    with get_client(sync_client=True) as client:
+        while True:
+            current = [client.read_flow_run(run.id) for run in runs]
+            if all(run.state is not None and run.state.is_final() for run in current):
+                return [SegmentOutcome(n, run.id, run.state.name) for n, run in zip(numbers, current)]
+            time.sleep(POLL_SECONDS)
+
+
+def audit_report_uri(flow_run_id: UUID) -> str | None:
+    """The `report.json` URI of a segment run's `audit` task (its persisted result), or None without one."""
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    audits = [run for run in task_runs if run.name.rsplit("-", 1)[0] == "audit" and run.state is not None
+              and run.state.is_completed()]
+    return audits[0].state.result().report.uri if audits else None
+
+
+def segment_summary(outcome: SegmentOutcome) -> SegmentSummary:
+    uri = audit_report_uri(outcome.flow_run_id) if outcome.state == "Completed" else None
+    if uri is None:
+        return SegmentSummary(outcome.segment, outcome.state, outcome.flow_run_id)
+    report = json.loads(read_url(uri))
+    return SegmentSummary(outcome.segment, outcome.state, outcome.flow_run_id,
+                          verdict=str(report.get("verdict", NOT_AVAILABLE)), report_uri=uri,
+                          sharpe=sharpe_by_policy(report.get("metrics", [])))
+
+
+def sharpe_by_policy(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Test Sharpe per policy at the audit's headline w_cost (the real fee)."""
+    return {str(row["policy"]): float(row["sharpe"]) for row in (headline_rows(rows) if rows else [])
+            if isinstance(row.get("sharpe"), (int, float))}
+
+
+def summary_markdown(rows: list[SegmentSummary], profile: str, ui_url: str | None = None) -> str:
+    """Per-segment verdicts and Sharpe ratios, their mean and dispersion, and links to every report."""
+    labels = list(dict.fromkeys(label for row in rows for label in row.sharpe))
+    verdicts = [row.verdict for row in rows]
+    table = [_row(["segment", "run", "verdict", *(f"Sharpe {label}" for label in labels), "report"]),
+             _row(["---"] * (len(labels) + 4))]
+    for row in rows:
+        run = f"[{row.state}]({ui_url}/runs/flow-run/{row.flow_run_id})" if ui_url else row.state
+        report = f"[report.json]({row.report_uri})" if row.report_uri else NOT_AVAILABLE
+        table.append(_row([str(row.segment), run, row.verdict, *(_number(row.sharpe.get(lb)) for lb in labels),
+                           report]))
+    values = [[row.sharpe[label] for row in rows if label in row.sharpe] for label in labels]
+    table.append(_row(["**mean**", "", "", *(_number(statistics.fmean(v) if v else None) for v in values), ""]))
+    table.append(_row(["**std**", "", "", *(_number(statistics.stdev(v) if len(v) > 1 else None) for v in values),
+                       ""]))
+    header = [f"# Walk-forward summary: {len(rows)} segments, profile {profile}", "",
+              f"Test-slice Sharpe ratios at w_cost = {HEADLINE_W_COST:g} (the real fee).", "",
+              "Verdicts: " + ", ".join(f"{v} {verdicts.count(v)}" for v in dict.fromkeys(verdicts)), ""]
+    return "\n".join(header + table + [""] + _versus_buy_and_hold(rows, labels))
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _versus_buy_and_hold(rows: list[SegmentSummary], labels: list[str]) -> list[str]:
+    """One line per policy: in how many segments its Sharpe beats buy & hold's."""
+    benchmark = next((label for label in labels if re.search(r"buy.*hold", label, re.IGNORECASE)), None)
+    if benchmark is None:
+        return [f"Sharpe vs buy & hold: {NOT_AVAILABLE} (no buy & hold row in the audit reports)"]
+    lines = []
+    for label in (label for label in labels if label != benchmark):
+        pairs = [(row.sharpe[label], row.sharpe[benchmark]) for row in rows
+                 if label in row.sharpe and benchmark in row.sharpe]
+        wins = sum(policy > hold for policy, hold in pairs)
+        lines.append(f"- {label} beats {benchmark} (test Sharpe) in {wins} of {len(pairs)} segments")
+    return lines
+
+
+def _number(value: float | None) -> str:
+    return NOT_AVAILABLE if value is None else f"{value:.2f}"
+
+
+@task(cache_policy=NO_CACHE)
+def summarize(outcomes: list[SegmentOutcome], profile: str) -> str:
+    """The cross-segment summary as the markdown artifact `wfo-summary`."""
+    markdown = summary_markdown([segment_summary(o) for o in outcomes], profile, get_current_settings().ui_url)
+    create_markdown_artifact(markdown, key=SUMMARY_KEY, description="Walk-forward verdicts and Sharpe per segment")
+    return markdown
+
+
+@flow(name="full-wfo", log_prints=True, task_runner=ProcessPoolTaskRunner(
+    max_workers=LOCAL_PROCESSES, initializer=torch.set_num_threads, initargs=(THREADS_PER_PROCESS,)))
+def full_wfo(segments: str | list[int] = "all", profile: str = "smoke", timesteps: int | None = None,
+             data: str | None = None, storage: str | None = None, clean: bool = False,
+             via_deployments: bool = False, overrides: dict[str, str] | None = None) -> list[SegmentOutcome]:
+    """Run WFO segments in parallel (local processes, or `wfo-segment` runs on workers) and summarize them.
+
+    `segments`: "all", "latest", "3", "0-3", "0,2,5" or a list. The other parameters are those of
+    `wfo-segment`; with `via_deployments`, unset ones take the deployment's defaults (the worker's store).
+    Local parallelism is `PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS` (default: the CPU count).
+    """
+    numbers = plan_segments(segments, profile, data, overrides)
+    params = {"profile": profile, "timesteps": timesteps, "data": data, "storage": storage, "clean": clean,
+              "overrides": overrides}
+    if via_deployments:
+        outcomes = run_on_workers(numbers, params)
+    else:
+        futures = [run_segment.submit(n, params) for n in numbers]
+        outcomes = [SegmentOutcome(*future.result()) for future in futures]
+    summarize(outcomes, profile)
+    failed = [o for o in outcomes if o.state != "Completed"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(outcomes)} segments did not complete: "
+                           + ", ".join(f"segment {o.segment} {o.state} (flow run {o.flow_run_id})" for o in failed))
+    return outcomes
