@@ -47,8 +47,9 @@ def pretrain_mae(train: np.ndarray, eval: np.ndarray, config: MAEConfig, *, seed
     config.validate()
     seed_everything(seed)
     device = torch.device(device)
-    train_series, train_ends = _window_source(train, config, "train", device)
-    eval_windows = gather_windows(*_window_source(eval, config, "eval", device), config.window)  # (N, W, F)
+    train_series, train_ends = window_source(train, config, "pretrain_mae train slice", device)
+    eval_windows = gather_windows(*window_source(eval, config, "pretrain_mae eval slice", device),
+                                  config.window)  # (N, W, F)
     # One seeded mask for every evaluation, so eval losses are comparable from epoch to epoch.
     eval_mask = random_bar_mask(len(eval_windows), config, generator=torch.Generator().manual_seed(seed),
                                 device=device)
@@ -82,16 +83,19 @@ def pretrain_mae(train: np.ndarray, eval: np.ndarray, config: MAEConfig, *, seed
                           time.perf_counter() - started)
 
 
-def _window_source(values: np.ndarray, config: MAEConfig, name: str,
-                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The slice as a (T, F) tensor and the end index (N,) of each fully valid window."""
+def window_source(values: np.ndarray, config: MAEConfig, where: str,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The slice as a (T, F) tensor and the end index (N,) of each fully valid window.
+
+    `where` names the slice in errors, e.g. "pretrain_mae eval slice".
+    """
     if values.ndim != 2 or values.shape[1] != config.input_dim:
-        raise DataError(f"pretrain_mae {name} slice has shape {values.shape}, expected (T, {config.input_dim}): "
+        raise DataError(f"{where} has shape {values.shape}, expected (T, {config.input_dim}): "
                         f"pass the {config.input_dim} scaled technical feature columns only")
     ends = valid_window_ends(values, config.window)
     if len(ends) == 0:
-        raise DataError(f"pretrain_mae {name} slice ({len(values)} rows) has no {config.window} consecutive rows "
-                        f"without NaN: lengthen the {name} slice or fix the NaN rows")
+        raise DataError(f"{where} ({len(values)} rows) has no {config.window} consecutive rows "
+                        "without NaN: lengthen the slice or fix its NaN rows")
     series = torch.as_tensor(np.nan_to_num(values), dtype=torch.float32, device=device)  # NaN rows never gathered
     return series, torch.as_tensor(ends, device=device)
 

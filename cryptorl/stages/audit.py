@@ -54,8 +54,9 @@ def audit_segment(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeA
     """Audit `policy` (the trained agent by default, or any baseline spec) on the segment's test slice."""
     seed_everything(seed)
     segment = load_segment(store, split)
-    encoder = load_segment_encoder(store, mae, mae_config)
-    market = segment_market(segment, store, regime, train_config.device)
+    encoder = load_segment_encoder(mae, mae_config)
+    context = load_regime_context(store, regime)  # (T_span, 5)
+    market = segment_market(segment, context, train_config.device)
     test = market.with_slice(*segment.slices["test"])
     model = load_agent(store, tqc, encoder, market)
 
@@ -67,7 +68,7 @@ def audit_segment(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeA
     diagnostics = model_diagnostics(model, states, store, tqc, results["trained"])
     trained = results["trained"]
     diagnostics["hmm"] = dataclasses.asdict(diag.hmm_diagnostics(
-        load_regime_context(store, regime).iloc[trained.bars], trained.log_returns))
+        context.iloc[trained.bars], trained.log_returns))
     diagnostics["mae"] = dataclasses.asdict(diag.mae_diagnostics(
         encoder, segment.slice_frame("test")[segment.feature_names].to_numpy(np.float32), seed))
 

@@ -50,7 +50,7 @@ def pretrain_mae(store: ArtifactStore, split: SegmentArtifacts, config: MAEConfi
                         store.uri(f"{prefix}/tensorboard"))
 
 
-def load_segment_encoder(store: ArtifactStore, mae: MAEArtifacts, expected: MAEConfig) -> CryptoMAE:
+def load_segment_encoder(mae: MAEArtifacts, expected: MAEConfig) -> CryptoMAE:
     """The pretrained encoder, its dimensions checked against the config this run expects."""
     return load_mae(mae.checkpoint.uri, expected=expected)
 

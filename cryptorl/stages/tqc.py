@@ -13,6 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from cryptorl.config import EnvConfig, MAEConfig, TrainConfig
 from cryptorl.envs import MarketData
 from cryptorl.hashing import code_version, fingerprint
@@ -40,8 +42,8 @@ def train_tqc(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeArtif
               mae_config: MAEConfig, config: TrainConfig, env_config: EnvConfig, seed: int,
               progress: bool = True) -> TQCArtifacts:
     segment = load_segment(store, split)
-    encoder = load_segment_encoder(store, mae, mae_config)
-    market = segment_market(segment, store, regime, config.device)
+    encoder = load_segment_encoder(mae, mae_config)
+    market = segment_market(segment, load_regime_context(store, regime), config.device)
     key = fingerprint(split.features.sha256, regime.context.sha256, mae.checkpoint.sha256, config, env_config,
                       seed, code_version(*CODE_MODULES))
     work_dir = work_root() / key[:16]
@@ -62,9 +64,8 @@ def train_tqc(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeArtif
     return artifacts
 
 
-def segment_market(segment: SegmentData, store: ArtifactStore, regime: RegimeArtifacts, device: str) -> MarketData:
-    """The segment span as env data: 50 scaled features + 5 HMM columns per bar, and close."""
-    context = load_regime_context(store, regime)
+def segment_market(segment: SegmentData, context: pd.DataFrame, device: str) -> MarketData:
+    """The segment span as env data: 50 scaled features + 5 HMM columns (T_span, 5) per bar, and close."""
     features = segment.frame[segment.feature_names]
     start, stop = segment.slices["train"]
     return MarketData.from_frames(features, context, segment.frame["close"], start, stop,

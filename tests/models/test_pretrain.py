@@ -89,7 +89,7 @@ def test_windows_with_nan_are_never_used(features):
 
 
 @pytest.mark.parametrize("rows, columns, message", [
-    (63, 50, r"eval slice \(63 rows\) has no 64 consecutive rows without NaN: lengthen the eval slice"),
+    (63, 50, r"eval slice \(63 rows\) has no 64 consecutive rows without NaN: lengthen the slice"),
     (400, 55, r"eval slice has shape \(400, 55\), expected \(T, 50\): pass the 50 scaled technical"),
 ])
 def test_unusable_slices_are_refused(features, rows, columns, message):

@@ -25,8 +25,7 @@ def test_pretrained_encoder_beats_the_naive_baseline_on_eval(stored):
     history = store.read_json(mae.history)
     assert history["best_eval_loss"] < 0.8 * history["baseline_eval_loss"]
     assert len(history["history"]) == history["epochs_run"] >= 1
-    assert any(key.endswith(tuple("0123456789")) or "events" in key
-               for key in store.list(store.key_of(mae.tensorboard)))
+    assert any("events.out.tfevents" in key for key in store.list(store.key_of(mae.tensorboard)))
 
 
 def test_checkpoint_carries_columns_and_scaler_identity(stored):
@@ -43,7 +42,7 @@ def test_loading_with_other_dimensions_names_checkpoint_and_fix(stored):
     store, _, mae = stored
     wrong = dataclasses.replace(PROFILE.mae, d_model=64)
     with pytest.raises(ModelDimensionsError, match=r"checkpoint.pt has d_model=32 \(expected 64\): re-run pretrain_mae with --clean.*mae.d_model=32"):
-        stages.load_segment_encoder(store, mae, wrong)
+        stages.load_segment_encoder(mae, wrong)
 
 
 def test_same_seed_gives_the_same_losses_and_weights(stored):

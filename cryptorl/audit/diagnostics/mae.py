@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cryptorl.errors import DataError
-from cryptorl.models.foundation import CryptoMAE, gather_windows, random_bar_mask, valid_window_ends
-from cryptorl.models.pretrain import evaluate, naive_baseline_loss
+from cryptorl.models.foundation import CryptoMAE, gather_windows, random_bar_mask
+from cryptorl.models.pretrain import evaluate, naive_baseline_loss, window_source
 
 
 @dataclass(frozen=True)
@@ -28,16 +27,9 @@ class MAEDiagnostics:
 def mae_diagnostics(encoder: CryptoMAE, test_features: np.ndarray, seed: int, batch_size: int = 256) -> MAEDiagnostics:
     """Masked reconstruction loss of `encoder` on every full window of `test_features` (T, input_dim)."""
     config = encoder.config
-    if test_features.ndim != 2 or test_features.shape[1] != config.input_dim:
-        raise DataError(f"mae_diagnostics: test features have shape {test_features.shape}, expected "
-                        f"(T, {config.input_dim}): pass the test slice's scaled technical columns only")
-    ends = valid_window_ends(test_features, config.window)  # (N,)
-    if len(ends) == 0:
-        raise DataError(f"mae_diagnostics: the test slice ({len(test_features)} rows) has no {config.window} "
-                        "consecutive rows without NaN: lengthen the test slice or fix its NaN rows")
     device = next(encoder.parameters()).device
-    series = torch.as_tensor(np.nan_to_num(test_features), dtype=torch.float32, device=device)  # (T, F)
-    windows = gather_windows(series, torch.as_tensor(ends, device=device), config.window)  # (N, W, F)
+    series, ends = window_source(test_features, config, "mae_diagnostics test slice", device)  # (T, F), (N,)
+    windows = gather_windows(series, ends, config.window)  # (N, W, F)
     mask = random_bar_mask(len(windows), config, generator=torch.Generator().manual_seed(seed), device=device)
     loss = evaluate(encoder, windows, mask, batch_size)
     baseline = naive_baseline_loss(windows, mask)
