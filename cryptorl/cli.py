@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from cryptorl.audit.policies import VALID_SPECS, parse_policy_spec
-from cryptorl.audit.report import TABLE_COLUMNS, headline_rows
+from cryptorl.audit.report import TABLE_COLUMNS, baseline_lines, headline_rows
 from cryptorl.config import DEFAULT_DATA_PATH, Profile, get_profile, with_overrides
 from cryptorl.data import append_bars, load_ohlcv, load_ohlcv_with_report
 from cryptorl.errors import ConfigError, CryptoRLError
@@ -151,6 +151,8 @@ def _print_verdict(store_url: str, audit) -> dict:
     print(f"verdict ({report['policy']}): {report['verdict'].upper()}")
     for reason in report["reasons"]:
         print(f"  - {reason}")
+    for line in baseline_lines(report):
+        print(line)
     print(f"report: {audit.report.uri}")
     return report
 

@@ -2,7 +2,9 @@
 
 A policy maps a batch of env observations, and the decision bars they were taken at, to target positions.
 Baselines read the market through `MarketData` (indexed by bar), never through the observation, so they
-work whatever keys the env emits. Every baseline is causal: its position at bar t uses bars <= t only.
+work whatever keys the env emits; only `probe` also reads the held position and w_cost, which every env
+observation carries. Every baseline is causal: its position at bar t uses bars <= t only. `probe` and
+`best_constant` are fitted on the TRAIN slice and never see the bars they are backtested on.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from cryptorl.envs import MarketData
+from cryptorl.audit.metrics import compute_metrics
+from cryptorl.audit.probe import RidgeProbe, decision_rows, fit_probe
+from cryptorl.envs import POSITION, W_COST, MarketData
 from cryptorl.errors import ConfigError
 
-VALID_SPECS = "trained, buy_and_hold, flat, momentum, constant:X (-1 <= X <= 1), random"
+VALID_SPECS = "trained, buy_and_hold, flat, momentum, constant:X (-1 <= X <= 1), random, probe, best_constant"
+FITTED_SPECS = ("probe", "best_constant")  # fitted on the train slice
+CONSTANT_GRID = np.round(np.linspace(-1.0, 1.0, 21), 1)  # best_constant's candidates, step 0.1
 
 
 class Policy(Protocol):
@@ -90,6 +96,50 @@ class RandomPolicy:
         return self.rng.uniform(-1.0, 1.0, len(bars)).astype(np.float32)
 
 
+class ProbePolicy:
+    """Trades the signal probe's next-bar forecast f, paying the fee only when f beats it.
+
+    Holding position p over the next bar from a held q earns p·f minus w_cost·fee·|p - q| in expectation:
+    linear in p on each side of q, so its maximum over [-1, 1] is sign(f) when |f| > w_cost·fee and q
+    (no trade) otherwise. At w_cost 1 that is the one-bar money optimum; at w_cost 0 it follows sign(f)
+    bar by bar, and a higher w_cost widens the no-trade band, as a cost-aware agent should.
+    """
+
+    def __init__(self, probe: RidgeProbe, market: MarketData, fee: float) -> None:
+        self.forecast = probe.forecast(market.source.cpu().numpy())  # (T,) per span bar, from source[t] only
+        self.fee = fee
+
+    def __call__(self, observation: dict[str, np.ndarray], bars: np.ndarray) -> np.ndarray:
+        held = np.asarray(observation[POSITION], np.float32).reshape(-1)  # (n,)
+        band = self.fee * np.asarray(observation[W_COST], np.float64).reshape(-1)  # (n,)
+        forecast = self.forecast[np.asarray(bars, dtype=np.int64)]  # (n,)
+        return np.where(np.abs(forecast) > band, np.sign(forecast), held).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class BestConstant:
+    """The constant position with the best train net Sharpe: what "only learned the drift" earns."""
+
+    position: float
+    train_sharpe: float
+
+
+def best_constant(train: MarketData, fee: float) -> BestConstant:
+    """The CONSTANT_GRID position with the best net Sharpe over `train`'s decision bars (entry fee once).
+
+    A constant position's net returns are p·(log-return - fee at entry): its Sharpe does not depend on
+    |p|, so every size of one sign ties; ties go to the best train net log-return (the full size when
+    the drift beats the fee, flat when nothing has a positive Sharpe).
+    """
+    _, returns = decision_rows(train, "train")
+    metrics = [compute_metrics(np.full(len(returns), p), returns, fee) for p in CONSTANT_GRID]
+    best_sharpe = max(m.sharpe for m in metrics)
+    # Same-sign sizes differ only by rounding (~1e-15); real differences between signs are far larger.
+    ties = [i for i, m in enumerate(metrics) if m.sharpe >= best_sharpe - 1e-9 * max(1.0, abs(best_sharpe))]
+    best = max(ties, key=lambda i: metrics[i].net_log_return)
+    return BestConstant(float(CONSTANT_GRID[best]), metrics[best].sharpe)
+
+
 def parse_policy_spec(spec: str) -> tuple[str, float | None]:
     """(name, constant position or None) of a valid spec; anything else raises a one-line ConfigError."""
     name, _, argument = spec.strip().partition(":")
@@ -99,17 +149,23 @@ def parse_policy_spec(spec: str) -> tuple[str, float | None]:
         except ValueError:
             raise ConfigError(f"invalid policy spec {spec!r}: X must be a number; use one of {VALID_SPECS}") from None
         return name, ConstantPolicy(position).position  # the policy checks its range
-    if name not in ("trained", "buy_and_hold", "flat", "momentum", "random") or argument:
+    if name not in ("trained", "buy_and_hold", "flat", "momentum", "random", *FITTED_SPECS) or argument:
         raise ConfigError(f"unknown policy spec {spec!r}: use one of {VALID_SPECS}")
     return name, None
 
 
-def make_policy(spec: str, *, market: MarketData, model: Any = None, seed: int = 0) -> Policy:
-    """The policy named by `spec`: trained | buy_and_hold | flat | momentum | constant:X | random."""
+def make_policy(spec: str, *, market: MarketData, model: Any = None, seed: int = 0,
+                train: MarketData | None = None, fee: float | None = None) -> Policy:
+    """The policy named by `spec` (see VALID_SPECS); `probe` and `best_constant` need `train` and `fee`."""
     name, position = parse_policy_spec(spec)
     if name == "trained" and model is None:
         raise ConfigError("policy spec 'trained' needs a trained model: pass model=load_trained_model(path)")
+    if name in FITTED_SPECS and (train is None or fee is None):
+        raise ConfigError(f"policy spec {name!r} is fitted on the train slice: pass train=<the train MarketData> "
+                          f"and fee=env_config.fee")
     makers = {"trained": lambda: TrainedPolicy(model), "constant": lambda: ConstantPolicy(position),
               "buy_and_hold": lambda: ConstantPolicy(1.0), "flat": lambda: ConstantPolicy(0.0),
-              "momentum": lambda: MomentumPolicy(market), "random": lambda: RandomPolicy(seed)}
+              "momentum": lambda: MomentumPolicy(market), "random": lambda: RandomPolicy(seed),
+              "probe": lambda: ProbePolicy(fit_probe(train), market, fee),
+              "best_constant": lambda: ConstantPolicy(best_constant(train, fee).position)}
     return makers[name]()

@@ -2,11 +2,14 @@
 
 `report.json` top level: `schema_version`, `segment`, `policy` (the audited policy spec), `verdict`,
 `reasons`, `checks` (every verdict rule with its measured value), `policies` (metrics per policy and
-w_cost), `metrics` (the same as table rows), `reward` (the scaled reward's amplitude), `diagnostics`
-(actions, gSDE, entropy, critic, attribution, FiLM, HMM, MAE), `plots` and `links` (URIs).
+w_cost), `metrics` (the same as table rows), `reward` (the scaled reward's amplitude), `probe` (the
+signal probe's test score, cryptorl/audit/probe.py), `best_constant` (its position and train Sharpe),
+`diagnostics` (actions, gSDE, entropy, critic, attribution, FiLM, HMM, MAE), `plots` and `links` (URIs).
 """
 
 from __future__ import annotations
+
+from cryptorl.audit.probe import SIGNAL_T_STAT
 
 SCHEMA_VERSION = 1
 HEADLINE_W_COST = 1.0  # the w_cost at which the agent pays exactly the real fee
@@ -30,9 +33,12 @@ def headline_rows(rows: list[dict]) -> list[dict]:
 
 
 def render_markdown(report: dict) -> str:
-    """Verdict first, then the reasons, the key numbers, the metrics at the headline w_cost, and links."""
+    """Verdict first, then the reasons, the probe and best_constant lines, the key numbers, the metrics at the
+    headline w_cost, and links."""
     lines = [f"# Segment {report['segment']} audit: **{report['verdict'].upper()}** ({report['policy']})", ""]
     lines += [f"- {reason}" for reason in report["reasons"]]
+    lines += ["", "## Signal and drift", ""]
+    lines += [f"- {line}" for line in baseline_lines(report)]
     lines += ["", "## Key numbers", ""]
     lines += [f"- {name}: {_fmt(value)}" for name, value in key_numbers(report).items()]
     lines += ["", f"## Test-slice metrics at w_cost = {headline_rows(report['metrics'])[0]['w_cost']:g}", ""]
@@ -41,6 +47,28 @@ def render_markdown(report: dict) -> str:
     lines += ["", "## Plots and artifacts", ""]
     lines += [f"- [{name}]({uri})" for name, uri in {**report["plots"], **report["links"]}.items()]
     return "\n".join(lines) + "\n"
+
+
+def baseline_lines(report: dict) -> list[str]:
+    """What the inputs can forecast (the signal probe) and what the train drift alone earns (best_constant)."""
+    return [probe_line(report["probe"]), best_constant_line(report)]
+
+
+def probe_line(probe: dict) -> str:
+    """E.g. 'probe: IC 0.012 (t 0.9), hit rate 50.4 % on 1,440 test bars: no detectable signal on this slice'."""
+    verdict = "a detectable signal" if probe["signal"] else "no detectable signal"
+    return (f"probe: IC {probe['ic']:.3f} (t {probe['ic_tstat']:.1f}), hit rate {100 * probe['hit_rate']:.1f} % "
+            f"on {probe['n_test']:,} test bars: {verdict} on this slice (signal: IC > 0 with t >= {SIGNAL_T_STAT:g})")
+
+
+def best_constant_line(report: dict) -> str:
+    """The best train constant position and its test net Sharpe next to the trained agent's, at the headline w_cost."""
+    rows = headline_rows(report["metrics"])
+    sharpe = {row["policy"]: row["sharpe"] for row in rows}
+    w_cost = rows[0]["w_cost"]
+    return (f"best_constant: position {report['best_constant']['position']:+.1f} (best train net Sharpe "
+            f"{report['best_constant']['train_sharpe']:.2f}); test net Sharpe at w_cost {w_cost:g}: "
+            f"{_fmt(sharpe.get('best_constant'))} vs trained {_fmt(sharpe.get('trained'))}")
 
 
 def key_numbers(report: dict) -> dict[str, float | None]:

@@ -1,8 +1,9 @@
 """The collapse verdict: every rule in one table, each firing rule stated with its number and threshold.
 
 `collapsed`  — the policy outputs (nearly) one position whatever it sees: the seed's failure.
-`degenerate` — it moves, but for the wrong reasons: it ignores the market, sits at the action bounds, or
-               its critic cannot tell actions apart, so what it does is not learned from the inputs.
+`degenerate` — it moves, but for the wrong reasons: it ignores the market, sits at the action bounds,
+               trades as much when costs weigh double as when they are free, or its critic cannot tell
+               actions apart, so what it does is not learned from the inputs.
 `healthy`    — none of the above.
 
 A rule whose measurement is missing (e.g. no critic for a baseline policy) is skipped, never guessed.
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 COLLAPSED, DEGENERATE, HEALTHY = "collapsed", "degenerate", "healthy"
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {"<": operator.lt, ">": operator.gt, ">=": operator.ge}
 
 
 @dataclass(frozen=True)
@@ -22,13 +24,12 @@ class Rule:
     name: str
     verdict: str  # what the policy is when the rule fires
     measurement: str  # key in the measurements dict
-    fires_when: str  # "<" or ">"
+    fires_when: str  # a key of COMPARISONS
     threshold: float
     meaning: str  # what it says about the policy, for the report
 
     def fires(self, value: float) -> bool:
-        compare: Callable[[float, float], bool] = operator.lt if self.fires_when == "<" else operator.gt
-        return compare(value, self.threshold)
+        return COMPARISONS[self.fires_when](value, self.threshold)
 
     def reason(self, value: float) -> str:
         return f"{self.measurement} {value:.4g} {self.fires_when} {self.threshold:g}: {self.meaning}"
@@ -43,6 +44,8 @@ RULES: tuple[Rule, ...] = (
          "the actor's decisions hardly depend on the market window and regime context"),
     Rule("saturated", DEGENERATE, "action_saturation", ">", 0.9,
          "positions sit at the ±1 bounds (bang-bang), tanh saturated"),
+    Rule("cost_blind", DEGENERATE, "turnover_ratio_w2_w0", ">=", 0.9,
+         "it trades nearly as much at w_cost 2 as at w_cost 0: the cost weight it is conditioned on is ignored"),
     Rule("flat_critic", DEGENERATE, "q_spread_over_noise", "<", 1.0,
          "Q varies less across actions than the critic's own quantile noise: the critic cannot rank actions"),
 )

@@ -17,7 +17,8 @@ from sb3_contrib import TQC
 from cryptorl.audit import TrainedPolicy, backtest_many, make_policy, metrics_table, plots
 from cryptorl.audit import diagnostics as diag
 from cryptorl.audit.backtest import BacktestResult
-from cryptorl.audit.policies import Policy
+from cryptorl.audit.policies import Policy, best_constant
+from cryptorl.audit.probe import fit_probe, score_probe
 from cryptorl.audit.report import HEADLINE_W_COST, SCHEMA_VERSION, policies_by_w_cost, render_markdown
 from cryptorl.audit.verdict import judge
 from cryptorl.config import EnvConfig, MAEConfig, TrainConfig
@@ -35,9 +36,11 @@ from cryptorl.training.tqc import encoder_cache_for, load_trained_model
 
 CODE_MODULES = ("audit", "stages/audit.py", "envs", "training/tqc.py")
 AUDIT_W_COSTS = (0.0, 0.5, 1.0, 2.0)
-BASELINES = ("buy_and_hold", "flat", "momentum")
+BASELINES = ("buy_and_hold", "flat", "momentum", "probe", "best_constant")
 N_STATES = 256  # sampled test states for the diagnostics
 SATURATED_POSITION = 0.95
+COST_BLIND_W_COSTS = (0.0, 2.0)  # turnover_ratio_w2_w0 = turnover at the second / at the first
+NEVER_TRADES = 1e-6  # turnover per bar below which the ratio is not measured (the collapse rules judge it)
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,12 @@ def audit_segment(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeA
     encoder = load_segment_encoder(mae, mae_config)
     context = load_regime_context(store, regime)  # (T_span, 5)
     market = segment_market(segment, context, train_config.device)
-    test = market.with_slice(*segment.slices["test"])
+    train, test = (market.with_slice(*segment.slices[name]) for name in ("train", "test"))
     model = load_agent(store, tqc, encoder, market)
 
     policies: dict[str, Policy] = {"trained": TrainedPolicy(model)}
-    policies.update({spec: make_policy(spec, market=test, seed=seed) for spec in (*BASELINES, policy)
-                     if spec != "trained"})
+    policies.update({spec: make_policy(spec, market=test, seed=seed, train=train, fee=env_config.fee)
+                     for spec in (*BASELINES, policy) if spec != "trained"})
     results = backtest_many(policies, test, env_config, AUDIT_W_COSTS, include_market=MARKET in model.observation_space.spaces)
     states = diag.sample_states(test, env_config, model.observation_space, N_STATES, seed, AUDIT_W_COSTS)
     diagnostics = model_diagnostics(model, states, store, tqc, results["trained"])
@@ -85,6 +88,8 @@ def audit_segment(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeA
         "policies": policies_by_w_cost(rows), "metrics": rows,
         "reward": dataclasses.asdict(results[policy].runs[HEADLINE_W_COST].reward_stats)
         | {"scale": env_config.reward_scale},
+        "probe": dataclasses.asdict(score_probe(fit_probe(train), test)),
+        "best_constant": dataclasses.asdict(best_constant(train, env_config.fee)),
         "diagnostics": diagnostics,
         "plots": store_plots(store, f"{prefix}/plots", results, policy, state_positions, diagnostics,
                              segment.frame["close"].to_numpy()[trained.bars]),
@@ -133,7 +138,16 @@ def measurements(state_positions: np.ndarray, result: BacktestResult,
         "action_saturation": float(np.mean(np.abs(state_positions) > SATURATED_POSITION)),
         "actor_market_attribution": actor_share["technical"] + actor_share["hmm"] if actor_share else None,
         "q_spread_over_noise": diagnostics["critic"]["spread_ratio"] if diagnostics else None,
+        "turnover_ratio_w2_w0": turnover_ratio(result),
     }
+
+
+def turnover_ratio(result: BacktestResult) -> float | None:
+    """Turnover at w_cost 2 over turnover at w_cost 0; None when either was not run or nothing trades at 0."""
+    low, high = (result.runs.get(w_cost) for w_cost in COST_BLIND_W_COSTS)
+    if low is None or high is None or low.metrics.turnover < NEVER_TRADES:
+        return None
+    return high.metrics.turnover / low.metrics.turnover
 
 
 def store_plots(store: ArtifactStore, prefix: str, results: dict[str, BacktestResult], policy: str,

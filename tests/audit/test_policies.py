@@ -4,8 +4,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from cryptorl.audit.policies import ConstantPolicy, MomentumPolicy, RandomPolicy, TrainedPolicy, make_policy
-from cryptorl.envs import MarketData
+from cryptorl.audit.policies import (ConstantPolicy, MomentumPolicy, ProbePolicy, RandomPolicy, TrainedPolicy,
+                                     best_constant, make_policy)
+from cryptorl.audit.probe import RidgeProbe
+from cryptorl.envs import POSITION, W_COST, MarketData
 from cryptorl.errors import ConfigError
 
 N_BARS = 120
@@ -58,8 +60,34 @@ def test_constant_specs(market, spec, position):
     assert isinstance(policy, ConstantPolicy) and policy.position == position
 
 
+def test_probe_trades_only_when_its_forecast_beats_w_cost_times_fee():
+    forecast = np.array([0.0015, 0.0005, -0.0005, -0.003])  # next-bar log-return forecasts of bars 0..3
+    features = np.zeros((N_BARS, 3))
+    features[:4, 0] = forecast
+    identity = RidgeProbe(mean=np.zeros(3), scale=np.ones(3), coef=np.array([1.0, 0.0, 0.0]), intercept=0.0)
+    policy = ProbePolicy(identity, market_of_features(features), fee=0.001)
+    bars = np.arange(4)
+    for w_cost, expected in [(0.0, [1, 1, -1, -1]), (1.0, [1, 0.3, 0.3, -1]), (2.0, [0.3, 0.3, 0.3, -1])]:
+        observation = {POSITION: np.full((4, 1), 0.3, np.float32), W_COST: np.full((4, 1), w_cost, np.float32)}
+        np.testing.assert_allclose(policy(observation, bars), expected, err_msg=f"w_cost {w_cost}")
+
+
+def market_of_features(features: np.ndarray) -> MarketData:
+    return MarketData.from_arrays(features, CLOSE, start=63, stop=N_BARS)
+
+
+@pytest.mark.parametrize("drift, position", [(0.002, 1.0), (-0.002, -1.0), (0.0, 0.0), (2e-6, 0.0)])
+def test_best_constant_follows_the_train_drift_only_when_it_beats_the_entry_fee(drift, position):
+    """Drift 2e-6 over 56 train bars earns 1.1e-4 < the 0.001 entry fee: flat (Sharpe 0) beats both signs."""
+    close = 100 * np.exp(drift * np.arange(N_BARS) + np.where(np.arange(N_BARS) % 2, 1e-7, 0.0))
+    best = best_constant(market_of(close), fee=0.001)
+    assert best.position == position and (best.train_sharpe > 0) == (position != 0)
+
+
 def test_other_specs(market):
     assert isinstance(make_policy("momentum", market=market), MomentumPolicy)
+    assert isinstance(make_policy("probe", market=market, train=market, fee=0.001), ProbePolicy)
+    assert make_policy("best_constant", market=market, train=market, fee=0.001).position in (-1.0, 0.0, 1.0)
     assert make_policy("random", market=market, seed=3).seed == 3
     model = _FakeModel(keys=("position",))
     assert make_policy("trained", market=market, model=model).model is model
@@ -77,6 +105,12 @@ def test_bad_specs_list_the_valid_ones(market, spec, message):
 def test_trained_needs_a_model(market):
     with pytest.raises(ConfigError, match="'trained' needs a trained model"):
         make_policy("trained", market=market)
+
+
+@pytest.mark.parametrize("spec", ["probe", "best_constant"])
+def test_fitted_baselines_need_the_train_slice_and_the_fee(market, spec):
+    with pytest.raises(ConfigError, match=f"'{spec}' is fitted on the train slice: pass train=.* and fee="):
+        make_policy(spec, market=market, train=market)
 
 
 def test_momentum_lookback_must_be_positive(market):

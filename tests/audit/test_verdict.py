@@ -3,7 +3,8 @@ import pytest
 from cryptorl.audit.verdict import COLLAPSED, DEGENERATE, HEALTHY, RULES, judge
 
 HEALTHY_MEASUREMENTS = {"position_std_across_states": 0.4, "position_std_over_test": 0.5,
-                        "actor_market_attribution": 0.6, "action_saturation": 0.2, "q_spread_over_noise": 3.0}
+                        "actor_market_attribution": 0.6, "action_saturation": 0.2, "q_spread_over_noise": 3.0,
+                        "turnover_ratio_w2_w0": 0.3}
 
 
 def test_a_moving_market_driven_policy_is_healthy():
@@ -22,6 +23,7 @@ def test_a_constant_position_is_collapsed_with_the_number_and_threshold():
     ("actor_market_attribution", 0.004, "actor_market_attribution 0.004 < 0.05"),
     ("action_saturation", 0.97, "action_saturation 0.97 > 0.9"),
     ("q_spread_over_noise", 0.5, "q_spread_over_noise 0.5 < 1"),
+    ("turnover_ratio_w2_w0", 1.02, "turnover_ratio_w2_w0 1.02 >= 0.9"),
 ])
 def test_each_degenerate_rule_states_its_reason(key, value, reason):
     verdict = judge({**HEALTHY_MEASUREMENTS, key: value})
@@ -40,3 +42,10 @@ def test_unmeasured_rules_are_skipped_not_guessed():
     assert verdict.verdict == HEALTHY
     assert sum(check["value"] is not None for check in verdict.checks) == 1
     assert len(verdict.checks) == len(RULES)
+
+
+@pytest.mark.parametrize("ratio, fires", [(0.9, True), (0.8999, False), (0.0, False)])
+def test_cost_blind_fires_from_exactly_ninety_percent(ratio, fires):
+    verdict = judge({**HEALTHY_MEASUREMENTS, "turnover_ratio_w2_w0": ratio})
+    assert verdict.verdict == (DEGENERATE if fires else HEALTHY)
+    assert [check["fired"] for check in verdict.checks if check["rule"] == "cost_blind"] == [fires]
