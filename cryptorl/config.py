@@ -84,6 +84,9 @@ class RegimeConfig:
                  self.covariance_type, "use one of diag, full, spherical, tied")
 
 
+REWARD_NORMALIZATIONS = ("none", "train_volatility")
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     """Trading-env dynamics: reward = scale * (position * log-return - w_cost * fee * |Δposition|)."""
@@ -91,6 +94,10 @@ class EnvConfig:
     episode_length: int = 512  # decision steps per episode (the whole slice when the slice is shorter)
     fee: float = 0.001  # proportional fee per unit of turnover (10 bp)
     reward_scale: float = 100.0  # hourly log-returns are ~1e-3..1e-2; scaled rewards are O(0.1..1)
+    # "train_volatility": the scale is 1 / (std of the train slice's hourly log-returns) instead of
+    # reward_scale, so a unit position's reward has std 1 on train in every regime and on every asset,
+    # and entropy coefficients mean the same everywhere. "none": reward_scale as given.
+    reward_normalization: str = "none"
     # Each episode draws w_cost ~ U[low, high]; a curriculum may widen the range at runtime.
     w_cost_low: float = 0.0
     w_cost_high: float = 1.0
@@ -99,6 +106,8 @@ class EnvConfig:
         _require(self.episode_length >= 1, "env.episode_length", self.episode_length, "use at least 1 step")
         _require(self.fee >= 0, "env.fee", self.fee, "use a non-negative fee, e.g. 0.001 for 10 bp")
         _require(self.reward_scale > 0, "env.reward_scale", self.reward_scale, "use a positive scale, e.g. 100")
+        _require(self.reward_normalization in REWARD_NORMALIZATIONS, "env.reward_normalization",
+                 self.reward_normalization, f"use one of {', '.join(REWARD_NORMALIZATIONS)}")
         check_w_cost_range(self.w_cost_low, self.w_cost_high)
 
 
@@ -179,6 +188,7 @@ class TrainConfig:
     gamma: float = 0.95
     tau: float = 0.005
     ent_coef: str = "auto_0.5"
+    target_entropy: float = -1.0  # SB3's "auto" for a 1-D action (-dim(A))
     use_sde: bool = True
     sde_sample_freq: int = 64
     log_std_init: float = 0.0
@@ -190,8 +200,15 @@ class TrainConfig:
     net_arch: tuple[int, ...] = (256, 256)
     n_quantiles: int = 25
     top_quantiles_to_drop: int = 2
+    n_steps: int = 1  # n-step returns in the critic's target (the compact replay computes them)
+    # Each sampled transition also teaches the critic this many other actions with their exact rewards
+    # (the market is exogenous); they share the batch, so batch_size must be a multiple of this + 1.
+    counterfactual_actions: int = 0
     head: str = "seed"  # feature-extractor head: seed | attention_pool | mean_pool
     features_dim: int = 512
+    # Feed position and w_cost to the actor's and critics' MLPs directly, next to the projected market
+    # summary, instead of only as 2 of the projection's ~(64·d + 2) inputs.
+    state_passthrough: bool = False
     use_encoder_cache: bool = True  # frozen encoder: encode every window once, look embeddings up by bar
     min_ent_coef: float = 0.01
     w_cost_final_high: float = 2.0  # the MORL curriculum widens w_cost ~ U[0, high] up to this
@@ -223,6 +240,13 @@ class TrainConfig:
                  "use at least train.batch_size transitions")
         _require(0 <= self.top_quantiles_to_drop < self.n_quantiles, "train.top_quantiles_to_drop",
                  self.top_quantiles_to_drop, f"use 0..{self.n_quantiles - 1}")
+        _require(self.n_steps >= 1, "train.n_steps", self.n_steps, "use 1 (one-step targets) or more")
+        _require(self.counterfactual_actions >= 0, "train.counterfactual_actions", self.counterfactual_actions,
+                 "use 0 (off) or a positive count")
+        _require(self.counterfactual_actions == 0 or self.n_steps == 1, "train.counterfactual_actions",
+                 self.counterfactual_actions, "counterfactual actions need one-step targets: set train.n_steps=1")
+        _require(self.batch_size % (self.counterfactual_actions + 1) == 0, "train.batch_size", self.batch_size,
+                 f"use a multiple of train.counterfactual_actions + 1 = {self.counterfactual_actions + 1}")
         _require(self.min_ent_coef > 0, "train.min_ent_coef", self.min_ent_coef, "use e.g. 0.01")
         _require(self.checkpoints >= 1, "train.checkpoints", self.checkpoints, "use at least 1")
         _require(self.keep_last >= 1, "train.keep_last", self.keep_last, "use at least 1")

@@ -2,7 +2,7 @@
 
 from cryptorl.envs.batch_env import BatchCryptoEnv
 from cryptorl.config import EnvConfig
-from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, MarketData
+from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, MarketData, resolve_reward_scale
 from cryptorl.envs.single_env import CryptoTradingEnv
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "CryptoTradingEnv",
     "EnvConfig",
     "MarketData",
+    "resolve_reward_scale",
 ]

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cryptorl.config import OBSERVATION_WINDOW
+from cryptorl.config import OBSERVATION_WINDOW, EnvConfig
 from cryptorl.errors import ConfigError, DataError
 
 # Observation keys, shared by the envs, the replay buffer and the feature extractors.
@@ -156,3 +156,18 @@ class MarketData:
 
     def _where(self, row: int) -> str:
         return f"row {row}" if self.row_labels is None else f"row {row} ({self.row_labels[row]})"
+
+
+def resolve_reward_scale(config: EnvConfig, train: MarketData) -> EnvConfig:
+    """`config` with the reward scale its normalization asks for, measured on the train slice `train`.
+
+    "train_volatility" -> reward_scale = 1 / std(train log-returns) (the train slice's own bars only, so the
+    eval and test slices see the scale training used, never their own volatility).
+    """
+    if config.reward_normalization == "none":
+        return config
+    volatility = float(train.log_returns[train.start: train.stop - 1].std())
+    if not volatility > 0:
+        raise DataError(f"the train slice's log-returns have std {volatility}: env.reward_normalization="
+                        f"'train_volatility' needs moving prices; use env.reward_normalization=none")
+    return dataclasses.replace(config, reward_scale=1.0 / volatility, reward_normalization="none")

@@ -2,7 +2,9 @@
 
 Per observation: the 50 technical columns of `market` (B, W, 55) go through the frozen encoder
 (B, W, d); the 5 HMM columns modulate those embeddings through FiLM; a head summarises the window and
-appends `position` and `w_cost`; Linear + LayerNorm + LeakyReLU project to `features_dim`.
+appends `position` and `w_cost`; Linear + LayerNorm + LeakyReLU project to `features_dim`; with
+`state_passthrough` position and w_cost are appended again after the projection, so the actor's and
+critics' MLPs read them directly (features_dim + 2 outputs).
 
 Encoder cache. The encoder is frozen, so the embedding of the window ending at bar t never changes
 within a segment: `build_encoder_cache` computes all of them once, (T, W, d), with each bar's HMM
@@ -100,8 +102,11 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
     """SB3 features extractor: frozen CryptoMAE + FiLM(HMM context) + a head, see the module docstring."""
 
     def __init__(self, observation_space: spaces.Dict, encoder: CryptoMAE, head: str = "seed",
-                 features_dim: int = 512, n_technical: int = 50, n_context: int = 5) -> None:
-        super().__init__(observation_space, features_dim)
+                 features_dim: int = 512, n_technical: int = 50, n_context: int = 5,
+                 state_passthrough: bool = False) -> None:
+        # With state_passthrough, position and w_cost also bypass the projection: 2 more output features.
+        super().__init__(observation_space, features_dim + 2 * state_passthrough)
+        self.state_passthrough = state_passthrough
         config = encoder.config
         # Cached mode when the env sends no market window (only bar_index): see the module docstring.
         self.cached = "market" not in observation_space.spaces
@@ -152,7 +157,9 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         embeddings, context = self.embed(observations)
         summary = self.head(self.film(embeddings, context))  # (B, out_dim)
-        return self.project(torch.cat([summary, observations["position"], observations["w_cost"]], dim=-1))
+        state = torch.cat([observations["position"], observations["w_cost"]], dim=-1)  # (B, 2)
+        features = self.project(torch.cat([summary, state], dim=-1))  # (B, features_dim)
+        return torch.cat([features, state], dim=-1) if self.state_passthrough else features
 
 
 def attach_encoder_cache(policy: nn.Module, cache: EncoderCache) -> int:

@@ -8,6 +8,17 @@ obs, so samples equal what `DictReplayBuffer` would return, bit for bit, at ~34 
 
 Use with an env that emits `bar_index` (`BatchCryptoEnv(..., include_bar_index=True)`):
 `TQC(..., replay_buffer_class=CompactReplayBuffer, replay_buffer_kwargs={"market": market})`.
+
+Two ways to sharpen the critic's targets, both computed at sample time from what is stored:
+- n-step returns (`n_steps > 1`, as SB3's `NStepReplayBuffer`): the sample's reward is the discounted sum of
+  up to n rewards of the same episode, its next observation the one n steps on, and `discounts` carries
+  gamma^k for the k steps actually summed (TQC reads it).
+- Counterfactual actions (`counterfactuals = K`). The market is exogenous (our trades do not move the
+  price), so the reward of ANY position a' at a stored state is known exactly:
+  scale * (a' * log_return[bar] - w_cost * fee * |a' - position|), and its next observation is the stored
+  one with position a'. Each sampled transition is followed in the batch by K copies with actions drawn
+  ~ U[-1, 1]: the critic sees K + 1 actions per state at the cost of one (the batch size is unchanged).
+  It needs the env's reward rule (`env_config`, with the reward scale the env used) and one-step targets.
 """
 
 from __future__ import annotations
@@ -21,7 +32,8 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from cryptorl.envs.market import BAR_INDEX, MARKET, MarketData
+from cryptorl.config import EnvConfig
+from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, MarketData
 from cryptorl.errors import ConfigError
 
 
@@ -32,14 +44,18 @@ class CompactReplayBuffer(ReplayBuffer):
 
     def __init__(self, buffer_size: int, observation_space: spaces.Dict, action_space: spaces.Space,
                  device: torch.device | str = "auto", n_envs: int = 1, optimize_memory_usage: bool = False,
-                 handle_timeout_termination: bool = True, *, market: MarketData):
+                 handle_timeout_termination: bool = True, *, market: MarketData, n_steps: int = 1,
+                 gamma: float = 0.99, counterfactuals: int = 0, env_config: EnvConfig | None = None):
         # Skip ReplayBuffer.__init__: it would allocate full observation arrays (what this class avoids).
         super(ReplayBuffer, self).__init__(buffer_size, observation_space, action_space, device, n_envs=n_envs)
         _check_space(observation_space, market)
         if optimize_memory_usage:
             raise ConfigError("CompactReplayBuffer does not take optimize_memory_usage=True: it already stores "
                               "no observations; leave the algorithm's optimize_memory_usage at False")
+        _check_targets(n_steps, counterfactuals, env_config)
         self.market = market
+        self.n_steps, self.gamma = n_steps, gamma
+        self.counterfactuals, self.env_config = counterfactuals, env_config
         self.optimize_memory_usage = False
         self.handle_timeout_termination = handle_timeout_termination
         self.buffer_size = max(buffer_size // n_envs, 1)
@@ -90,26 +106,83 @@ class CompactReplayBuffer(ReplayBuffer):
         if env is not None:
             raise ConfigError("CompactReplayBuffer rebuilds observations from MarketData and cannot normalize "
                               "them: drop the VecNormalize wrapper (features are already scaled)")
-        return super(ReplayBuffer, self).sample(batch_size)
+        if batch_size % (self.counterfactuals + 1):
+            raise ConfigError(f"batch size {batch_size} is not a multiple of counterfactuals + 1 = "
+                              f"{self.counterfactuals + 1}: each sampled transition takes that many batch rows")
+        return super(ReplayBuffer, self).sample(batch_size // (self.counterfactuals + 1))
 
     def _get_samples(self, batch_inds: np.ndarray,  # type: ignore[override]
                      env: VecNormalize | None = None) -> DictReplayBufferSamples:
         env_inds = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))  # as DictReplayBuffer does
         at = (batch_inds, env_inds)
-        dones = self.dones[at] & ~self.timeouts[at]  # a time limit is not a terminal: bootstrap through it
+        rows = {"bars": self.bars[at], "actions": self.actions[at],
+                **{key: array[at] for key, array in self.small_obs.items()}}
+        if self.n_steps == 1:
+            last, rewards, discounts = at, self.rewards[at], None
+        else:
+            last, rewards, discounts = self._n_step_returns(batch_inds, env_inds)
+        rows.update({"next_bars": self.next_bars[last], "rewards": rewards,
+                     # a time limit is not a terminal: bootstrap through it
+                     "dones": (self.dones[last] & ~self.timeouts[last]).astype(np.float32)})
+        rows.update({f"next_{key}": array[last] for key, array in self.small_next_obs.items()})
+        if self.counterfactuals:
+            rows = self._with_counterfactuals(rows)
         return DictReplayBufferSamples(
-            observations=self._observations(self.bars[at], self.small_obs, at),
-            actions=self.to_torch(self.actions[at]),
-            next_observations=self._observations(self.next_bars[at], self.small_next_obs, at),
-            dones=self.to_torch(dones.astype(np.float32)).reshape(-1, 1),
-            rewards=self.to_torch(self.rewards[at].reshape(-1, 1)),
+            observations=self._observations(rows["bars"], {key: rows[key] for key in self.small_keys}),
+            actions=self.to_torch(rows["actions"]),
+            next_observations=self._observations(rows["next_bars"],
+                                                 {key: rows[f"next_{key}"] for key in self.small_keys}),
+            dones=self.to_torch(rows["dones"]).reshape(-1, 1),
+            rewards=self.to_torch(rows["rewards"].reshape(-1, 1)),
+            discounts=None if discounts is None else self.to_torch(discounts.reshape(-1, 1)),
         )
 
-    def _observations(self, bars: np.ndarray, small: dict[str, np.ndarray], at: tuple[np.ndarray, np.ndarray]
-                      ) -> dict[str, torch.Tensor]:
-        """The batch's observation dict (B, ...) per key, on the buffer's device."""
+    def _n_step_returns(self, batch_inds: np.ndarray, env_inds: np.ndarray
+                        ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+        """(index of the last summed step, discounted reward sums (B,), gamma^steps (B,)), as NStepReplayBuffer.
+
+        A sequence stops at its episode's end (done or time limit) and at the newest stored row, whose
+        successor is not written yet (or is an old row of the ring).
+        """
+        newest = (self.pos - 1) % self.buffer_size
+        stops = self.dones | self.timeouts  # (rows, n_envs)
+        stops_newest = stops[newest].copy()
+        stops[newest] = True
+        steps = np.arange(self.n_steps)  # (n,)
+        indices = (batch_inds[:, None] + steps) % self.buffer_size  # (B, n)
+        stop_seq = stops[indices, env_inds[:, None]]  # (B, n)
+        stops[newest] = stops_newest
+        last_step = np.where(stop_seq.any(axis=1), stop_seq.argmax(axis=1), self.n_steps - 1)  # (B,)
+        summed = steps <= last_step[:, None]  # (B, n)
+        rewards = (self.rewards[indices, env_inds[:, None]] * self.gamma ** steps * summed).sum(axis=1)
+        discounts = (self.gamma ** summed.sum(axis=1)).astype(np.float32)
+        return ((batch_inds + last_step) % self.buffer_size, env_inds), rewards.astype(np.float32), discounts
+
+    def _with_counterfactuals(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The sampled rows followed by `counterfactuals` copies of each with another action and its exact reward."""
+        k = self.counterfactuals
+        copies = {key: np.repeat(array, k, axis=0) for key, array in rows.items()}  # (B*K, ...)
+        actions = np.random.uniform(-1.0, 1.0, copies["actions"].shape).astype(np.float32)  # (B*K, 1)
+        copies["actions"] = actions
+        copies["rewards"] = self._exact_rewards(copies["bars"], copies[POSITION], copies[W_COST], actions)
+        copies[f"next_{POSITION}"] = actions.reshape(copies[f"next_{POSITION}"].shape)
+        return {key: np.concatenate([rows[key], copies[key]]) for key in rows}
+
+    def _exact_rewards(self, bars: np.ndarray, positions: np.ndarray, w_costs: np.ndarray,
+                       actions: np.ndarray) -> np.ndarray:
+        """(N,) float32: the env's reward for `actions` at these states, in BatchCryptoEnv.step's arithmetic."""
+        assert self.env_config is not None  # _check_targets
+        new = actions.reshape(-1).astype(np.float64)
+        log_returns = self.market.log_returns[torch.as_tensor(bars, dtype=torch.long)].cpu().numpy()  # (N,)
+        pnl = new * log_returns
+        cost = w_costs.reshape(-1).astype(np.float64) * self.env_config.fee * np.abs(
+            new - positions.reshape(-1).astype(np.float64))
+        return ((pnl - cost) * self.env_config.reward_scale).astype(np.float32)
+
+    def _observations(self, bars: np.ndarray, small: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """The batch's observation dict (B, ...) per key, on the buffer's device, from bars and small keys."""
         bar_tensor = torch.as_tensor(bars, dtype=torch.long, device=self.market.device)  # (B,)
-        observations = {key: self.to_torch(array[at]) for key, array in small.items()}
+        observations = {key: self.to_torch(array) for key, array in small.items()}
         if MARKET in self.observation_space.spaces:
             observations[MARKET] = self.market.windows(bar_tensor).to(self.device)  # (B, window, F)
         if BAR_INDEX in self.observation_space.spaces:
@@ -135,3 +208,16 @@ def _check_space(space: spaces.Space, market: MarketData) -> None:
     if MARKET in space.spaces and space[MARKET].shape != expected:
         raise ConfigError(f"observation 'market' has shape {space[MARKET].shape} but the replay buffer's market "
                           f"data gives {expected}: pass the env's MarketData as replay_buffer_kwargs['market']")
+
+
+def _check_targets(n_steps: int, counterfactuals: int, env_config: EnvConfig | None) -> None:
+    if n_steps < 1 or counterfactuals < 0:
+        raise ConfigError(f"replay n_steps={n_steps}, counterfactuals={counterfactuals}: use n_steps >= 1 and "
+                          "counterfactuals >= 0")
+    if counterfactuals and n_steps > 1:
+        raise ConfigError("counterfactual actions need one-step targets (another action changes the next "
+                          "position, so the logged later rewards no longer apply): set train.n_steps=1 or "
+                          "train.counterfactual_actions=0")
+    if counterfactuals and env_config is None:
+        raise ConfigError("counterfactual actions need the env's reward rule: pass replay_buffer_kwargs"
+                          "['env_config'] (the env's EnvConfig)")

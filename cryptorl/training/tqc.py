@@ -17,7 +17,7 @@ from sb3_contrib import TQC
 from stable_baselines3.common.buffers import DictReplayBuffer
 
 from cryptorl.config import EnvConfig, TrainConfig
-from cryptorl.envs import BatchCryptoEnv, MarketData
+from cryptorl.envs import BatchCryptoEnv, MarketData, resolve_reward_scale
 from cryptorl.models import CryptoMAE, FoundationFeatureExtractor, attach_encoder_cache, build_encoder_cache
 from cryptorl.seeding import resolve_device, seed_everything
 from cryptorl.training.callbacks import CHECKPOINT_EXCLUDE, learn_until, make_callbacks, resume_or_create
@@ -47,6 +47,7 @@ def train_tqc(train_market: MarketData, eval_market: MarketData, encoder: Crypto
     config.validate()
     seed_everything(seed)
     device = resolve_device(config.device)
+    env_config = resolve_reward_scale(env_config, train_market)
     train_env = make_env(train_market, config, env_config, config.n_envs, seed, device)
     eval_env = make_env(eval_market, config, env_config, EVAL_ENVS, seed + 1, device)
     cache = encoder_cache_for(encoder, train_market, device) if config.use_encoder_cache else None
@@ -85,7 +86,8 @@ def build_tqc(env: BatchCryptoEnv, encoder: CryptoMAE, config: TrainConfig, seed
     policy_kwargs = {
         "features_extractor_class": FoundationFeatureExtractor,
         "features_extractor_kwargs": {"encoder": encoder.cpu(), "head": config.head,
-                                      "features_dim": config.features_dim},
+                                      "features_dim": config.features_dim,
+                                      "state_passthrough": config.state_passthrough},
         "net_arch": list(config.net_arch),
         "n_quantiles": config.n_quantiles,
         "log_std_init": config.log_std_init,
@@ -94,9 +96,12 @@ def build_tqc(env: BatchCryptoEnv, encoder: CryptoMAE, config: TrainConfig, seed
         "MultiInputPolicy", env, learning_rate=linear_decay(config.learning_rate, config.lr_final_fraction),
         buffer_size=config.buffer_size, learning_starts=config.learning_starts, batch_size=config.batch_size,
         tau=config.tau, gamma=config.gamma, train_freq=1, gradient_steps=config.gradient_steps,
-        ent_coef=config.ent_coef, top_quantiles_to_drop_per_net=config.top_quantiles_to_drop,
+        ent_coef=config.ent_coef, target_entropy=config.target_entropy,
+        top_quantiles_to_drop_per_net=config.top_quantiles_to_drop,
         use_sde=config.use_sde, sde_sample_freq=config.sde_sample_freq,
-        replay_buffer_class=CompactReplayBuffer, replay_buffer_kwargs={"market": env.market},
+        replay_buffer_class=CompactReplayBuffer, replay_buffer_kwargs={
+            "market": env.market, "n_steps": config.n_steps, "gamma": config.gamma,
+            "counterfactuals": config.counterfactual_actions, "env_config": env.config},
         policy_kwargs=policy_kwargs, tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
         seed=seed, device=env.device, verbose=0)
 

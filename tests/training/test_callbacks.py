@@ -291,3 +291,21 @@ def test_metrics_refuse_bad_settings_and_foreign_envs(market):
                 policy_kwargs={"net_arch": [8]}, buffer_size=10, device="cpu")
     with pytest.raises(ConfigError, match=r"needs a BatchCryptoEnv training env \(DummyVecEnv lacks last_pnl"):
         UnifiedMetricsCallback(8).init_callback(model)
+
+
+def test_curriculum_reaches_the_first_episodes_too(market):
+    # The env's own range is [0.1, 1.0] (_env); the curriculum starts at w_cost = 0.3 exactly. SB3 resets the env
+    # before any callback runs, so without the curriculum's own reset the first episodes would keep U[0.1, 1].
+    env = _env(market)
+    seen = []
+
+    class RecordWCosts(BaseCallback):
+        def _on_rollout_start(self) -> None:  # the observation the next action is taken from
+            seen.append(self.model._last_obs["w_cost"].copy())
+
+        def _on_step(self) -> bool:
+            return True
+
+    curriculum = MORLCurriculumCallback((0.3, 0.3), (0.3, 0.3), warmup_fraction=0.0, ramp_fraction=0.0)
+    _tqc(env).learn(8, callback=CallbackList([curriculum, RecordWCosts()]))
+    np.testing.assert_allclose(np.concatenate(seen), 0.3, rtol=1e-6)

@@ -101,3 +101,68 @@ def test_miswired_buffers_are_refused(market):
         buffer.add(obs, obs, np.zeros((N_ENVS, 1)), np.zeros(N_ENVS), np.zeros(N_ENVS, bool), [{}] * N_ENVS)
     with pytest.raises(ConfigError, match="cannot normalize"):
         buffer.sample(8, env=VecNormalize(env))
+
+
+def _filled_buffer(market: MarketData, steps: int = 30, **kwargs) -> tuple[CompactReplayBuffer, BatchCryptoEnv]:
+    """A buffer filled through SB3's own _store_transition with random actions (as test 1 does)."""
+    env = BatchCryptoEnv(market, N_ENVS, CONFIG, include_bar_index=True, seed=0)
+    model = _tqc(env, market)
+    buffer = CompactReplayBuffer(100, env.observation_space, env.action_space, device="cpu", n_envs=N_ENVS,
+                                 market=market, **kwargs)
+    rng = np.random.default_rng(0)
+    model._last_obs = env.reset()
+    for _ in range(steps):
+        actions = rng.uniform(-1, 1, (N_ENVS, 1)).astype(np.float32)
+        new_obs, rewards, dones, infos = env.step(actions)
+        model._store_transition(buffer, actions, new_obs, rewards, dones, infos)
+    return buffer, env
+
+
+def test_counterfactual_rewards_are_what_the_env_pays_for_that_action(market):
+    buffer, _ = _filled_buffer(market, counterfactuals=3, env_config=CONFIG)
+    np.random.seed(0)
+    sample = buffer.sample(32)  # 8 stored transitions, each followed by 3 counterfactual copies
+    bars = sample.observations[BAR_INDEX][:, 0].long()
+    assert bars.shape == (32,) and torch.equal(bars[8:], bars[:8].repeat_interleave(3))
+    assert not torch.equal(sample.actions[8:], sample.actions[:8].repeat_interleave(3, dim=0))
+    env = BatchCryptoEnv(market, 32, CONFIG, include_bar_index=True, stagger_resets=False)
+    env.reset_to(bars, sample.observations[W_COST][:, 0])
+    env._positions.copy_(sample.observations[POSITION][:, 0])  # the stored states' positions
+    next_obs, rewards, _, _ = env.step(sample.actions.numpy())
+    np.testing.assert_array_equal(sample.rewards[:, 0].numpy(), rewards)  # bit for bit, stored and counterfactual
+    np.testing.assert_array_equal(sample.next_observations[POSITION].numpy(), next_obs[POSITION])
+    np.testing.assert_array_equal(sample.next_observations[BAR_INDEX].numpy(), next_obs[BAR_INDEX])
+    assert torch.equal(sample.dones[8:], sample.dones[:8].repeat_interleave(3, dim=0))
+
+
+def test_n_step_returns_sum_the_episode_and_stop_at_its_end(market):
+    buffer, _ = _filled_buffer(market, steps=20, n_steps=3, gamma=0.9)
+    assert buffer.dones.any() and not buffer.full  # episodes (staggered, <= 8 steps) ended inside the 20 rows
+    rows = np.arange(20)
+    np.random.seed(1)
+    env_inds = np.random.randint(0, N_ENVS, 20)
+    np.random.seed(1)
+    sample = buffer._get_samples(rows)
+    for row, env_ in zip(rows, env_inds):
+        total, discount, last = 0.0, 1.0, row
+        for k in range(3):  # by hand: add rewards until the episode's end (or the newest row)
+            last = row + k
+            total += discount * float(buffer.rewards[last, env_])
+            discount *= 0.9
+            if buffer.timeouts[last, env_] or buffer.dones[last, env_] or last == buffer.pos - 1:
+                break
+        assert sample.rewards[row, 0].item() == pytest.approx(total, rel=1e-6)
+        assert sample.discounts[row, 0].item() == pytest.approx(discount, rel=1e-6)
+        assert sample.next_observations[BAR_INDEX][row, 0].item() == buffer.next_bars[last, env_]
+
+
+def test_target_options_are_checked(market):
+    env = BatchCryptoEnv(market, N_ENVS, CONFIG, include_bar_index=True)
+    spaces = (env.observation_space, env.action_space)
+    with pytest.raises(ConfigError, match="counterfactual actions need one-step targets"):
+        CompactReplayBuffer(100, *spaces, market=market, n_steps=3, counterfactuals=2, env_config=CONFIG)
+    with pytest.raises(ConfigError, match=r"pass replay_buffer_kwargs\['env_config'\]"):
+        CompactReplayBuffer(100, *spaces, market=market, counterfactuals=2)
+    buffer, _ = _filled_buffer(market, counterfactuals=2, env_config=CONFIG)
+    with pytest.raises(ConfigError, match="batch size 32 is not a multiple of counterfactuals \\+ 1 = 3"):
+        buffer.sample(32)

@@ -62,6 +62,9 @@ class MORLCurriculumCallback(BaseCallback):
         self._bucket = -1  # the env may be fresh (a resume): always apply the range once
         self.current_range = None
         self._update()
+        # SB3 reset the env (drawing the first episodes' w_costs from the env's own range) before any
+        # callback ran: start those episodes again so they too draw from the curriculum's range.
+        self.model._last_obs = self.training_env.reset()
 
     def _on_step(self) -> bool:
         self._update()

@@ -1,0 +1,119 @@
+"""A synthetic market with a planted, exactly known signal: can the training stack learn at all?
+
+A hidden regime s_t in {-1, +1} persists for `mean_regime_bars` on average (a two-state Markov chain),
+and the next bar's log-return is
+
+    r_{t+1} = edge * volatility * s_t + volatility * eps_{t+1},   eps ~ N(0, 1)
+
+One observation column (`signal_column` of the 50 "technical" columns) shows s_t at bar t; the other
+technical columns are independent N(0, 1) noise and the 5 context columns are the one-hot/entropy shape
+of an unrelated regime chain, so FiLM has something to read and nothing to gain from it. Everything at
+bar t depends on bars <= t only, like the real features.
+
+The oracle holds s_t: its hit rate is Phi(edge), and its net result is computed exactly from the bars
+(`oracle_positions`) with the same fee and dynamics as any backtest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cryptorl.config import OBSERVATION_WINDOW
+from cryptorl.envs.market import MarketData
+from cryptorl.errors import ConfigError
+
+N_TECHNICAL, N_CONTEXT = 50, 5
+
+
+@dataclass(frozen=True)
+class PlantedSignalConfig:
+    """The synthetic market. Defaults: BTC-like hourly volatility, an oracle net Sharpe of about 9."""
+
+    n_bars: int = 6_000
+    volatility: float = 0.007  # hourly log-return std (BTC 2018-2023: 0.5-1 %)
+    edge: float = 0.1  # drift per bar in units of volatility: hit rate Phi(0.1) = 54 %
+    mean_regime_bars: float = 48.0  # the oracle trades 2 units every ~48 bars: fees cost it ~10 % of its edge
+    signal_column: int = 0
+    train_fraction: float = 0.6  # then eval and test share the rest equally
+    seed: int = 0
+
+    def validate(self) -> "PlantedSignalConfig":
+        if self.n_bars < 10 * OBSERVATION_WINDOW:
+            raise ConfigError(f"synthetic n_bars={self.n_bars}: use at least {10 * OBSERVATION_WINDOW} bars")
+        if not 0 <= self.signal_column < N_TECHNICAL:
+            raise ConfigError(f"synthetic signal_column={self.signal_column}: use 0..{N_TECHNICAL - 1}")
+        if self.mean_regime_bars < 1 or self.volatility <= 0 or not 0 < self.train_fraction < 1:
+            raise ConfigError("synthetic market: use mean_regime_bars >= 1, volatility > 0 and "
+                              "train_fraction in (0, 1)")
+        return self
+
+
+@dataclass(frozen=True)
+class PlantedSignalMarket:
+    """The whole span as env data, its slices and the hidden regime (the oracle's positions)."""
+
+    market: MarketData  # slice = train
+    slices: dict[str, tuple[int, int]]  # train / eval / test, [start, stop) into the span
+    regime: np.ndarray  # (T,) float32 in {-1, +1}: s_t, the sign of bar t's expected next return
+    config: PlantedSignalConfig
+
+    def slice(self, name: str) -> MarketData:
+        return self.market.with_slice(*self.slices[name])
+
+    def oracle_positions(self, name: str) -> np.ndarray:
+        """(T_slice - 1,) the oracle's position at each decision bar of the slice: s_t."""
+        start, stop = self.slices[name]
+        return self.regime[start: stop - 1]
+
+
+def planted_signal_market(config: PlantedSignalConfig = PlantedSignalConfig()) -> PlantedSignalMarket:
+    """Draw the synthetic market of `config` (same seed, same bars)."""
+    config.validate()
+    rng = np.random.default_rng(config.seed)
+    regime = _markov_signs(rng, config.n_bars, config.mean_regime_bars)  # (T,)
+    noise = rng.standard_normal(config.n_bars)
+    log_returns = config.volatility * (config.edge * regime[:-1] + noise[1:])  # r_{t+1}, (T-1,)
+    close = 100.0 * np.exp(np.concatenate([[0.0], np.cumsum(log_returns)]))  # (T,)
+
+    technical = rng.standard_normal((config.n_bars, N_TECHNICAL)).astype(np.float32)  # (T, 50)
+    technical[:, config.signal_column] = regime
+    context = _context_columns(_markov_signs(rng, config.n_bars, 200.0))  # (T, 5), unrelated to returns
+    columns = tuple(f"noise_{i}" for i in range(N_TECHNICAL))
+    columns = (*columns[:config.signal_column], "signal", *columns[config.signal_column + 1:],
+               *(f"context_{i}" for i in range(N_CONTEXT)))
+
+    slices = _slices(config.n_bars, config.train_fraction)
+    market = MarketData.from_arrays(np.concatenate([technical, context], axis=1), close, *slices["train"],
+                                    columns=columns)
+    return PlantedSignalMarket(market, slices, regime.astype(np.float32), config)
+
+
+def _markov_signs(rng: np.random.Generator, n_bars: int, mean_run: float) -> np.ndarray:
+    """(n_bars,) float64 in {-1, +1}: a sign that flips with probability 1 / mean_run per bar."""
+    flips = rng.random(n_bars) < 1.0 / mean_run
+    flips[0] = False
+    start = rng.choice([-1.0, 1.0])
+    return start * np.where(np.cumsum(flips) % 2 == 0, 1.0, -1.0)
+
+
+def _context_columns(signs: np.ndarray) -> np.ndarray:
+    """(T, 5) float32 shaped like the HMM context: 4 state probabilities (2 used) and a normalised entropy."""
+    context = np.zeros((len(signs), N_CONTEXT), dtype=np.float32)
+    context[:, 0] = 0.9 * (signs > 0) + 0.05
+    context[:, 1] = 0.9 * (signs < 0) + 0.05
+    probabilities = context[:, :2]
+    context[:, 4] = -(probabilities * np.log(probabilities)).sum(axis=1) / np.log(4.0)
+    return context
+
+
+def _slices(n_bars: int, train_fraction: float) -> dict[str, tuple[int, int]]:
+    """Train / eval / test [start, stop) after a first full window, with a window-long purge between them."""
+    first = OBSERVATION_WINDOW - 1
+    usable = n_bars - first
+    train_stop = first + int(usable * train_fraction)
+    eval_stop = train_stop + (n_bars - train_stop) // 2
+    purge = OBSERVATION_WINDOW
+    return {"train": (first, train_stop), "eval": (train_stop + purge, eval_stop),
+            "test": (eval_stop + purge, n_bars)}
