@@ -16,6 +16,7 @@ from cryptorl.config import DEFAULT_DATA_PATH, Profile, get_profile, with_overri
 from cryptorl.data import append_bars, load_ohlcv, load_ohlcv_with_report
 from cryptorl.errors import ConfigError, CryptoRLError
 from cryptorl.storage import ArtifactStore, write_url
+from cryptorl.study import SETTING_SYNTAX, check_grid, grid_from_cli, parse_seeds, render_text
 from cryptorl.tensorboard_sync import TENSORBOARD_HOST, default_cache_dir, sync_tensorboard, tensorboard_command
 from cryptorl.wfo import get_segment, make_segments
 
@@ -177,6 +178,24 @@ def _add_orchestration_commands(commands: argparse._SubParsersAction, data: argp
                      help="submit each segment to the `wfo-segment` deployment (workers of the `gpu` pool)")
     _set_handler(wfo, _cmd_wfo)
 
+    study = commands.add_parser("study", help="settings x seeds x segments (cached segment runs), one table",
+                                description="Run every setting x seed x segment as a cached segment run; write one "
+                                "row per run and one per setting (Prefect artifacts study-table and study-summary, "
+                                "study/<fingerprint>/{table,summary}.csv in the store). Example: --setting baseline: "
+                                "--setting nodrop:train.top_quantiles_to_drop=0 --setting "
+                                "ent:train.ent_coef=auto_0.01,train.gamma=0.9 --seeds 0,1 --segments 0-5. --setting "
+                                "and --grid combine; --set applies to every setting (a setting's own value wins).")
+    study.add_argument("--setting", dest="settings", action="append", default=[], metavar="NAME:OVERRIDES",
+                       help=f"one setting (repeatable): {SETTING_SYNTAX}; a value may hold commas (net_arch=64,64)")
+    study.add_argument("--grid", default=None, metavar="FILE.json",
+                       help='settings as a JSON object {"NAME": {"STAGE.KEY": VALUE, ...}, ...} (path or URL)')
+    study.add_argument("--seeds", default="0", help="comma-separated seeds, each replacing the profile's (default 0)")
+    study.add_argument("--segments", default="all", help="all, latest, 3, 0-3 or 0,2,5 (default: all)")
+    _add_flow_args(study)
+    study.add_argument("--via-deployments", action="store_true",
+                       help="submit each run to the `wfo-segment` deployment (workers of the `gpu` pool)")
+    _set_handler(study, _cmd_study)
+
     tensorboard = commands.add_parser("tensorboard", help="sync TensorBoard logs from the store and start TensorBoard")
     tensorboard.add_argument("--segment", type=int, default=None, help="segment number (default: all segments)")
     tensorboard.add_argument("--storage", default=None, help="artifact store URL (default $CRYPTORL_STORAGE)")
@@ -193,15 +212,10 @@ def _cmd_data_append(args: argparse.Namespace) -> int:
 
 
 def _cmd_wfo(args: argparse.Namespace) -> int:
-    profile = _profile_from(args)
-    ohlcv = load_ohlcv(args.data, bar=profile.data.bar, max_gap_fill_bars=profile.data.max_gap_fill_bars)
+    numbers = _selected_segments(args, _profile_from(args))
 
-    from flows.full_wfo import full_wfo, select_segments  # Prefect is imported only when a flow runs
+    from flows.full_wfo import full_wfo  # Prefect is imported only when a flow runs
 
-    segments = make_segments(ohlcv.index, profile.wfo)
-    numbers = select_segments(args.segments, len(segments))  # bad input fails here, before any flow run
-    for number in numbers:
-        print(segments[number].describe())
     started = time.perf_counter()
     outcomes = full_wfo(segments=numbers, profile=args.profile, timesteps=args.timesteps, data=args.data,
                         storage=args.storage, clean=args.clean, via_deployments=args.via_deployments,
@@ -209,6 +223,40 @@ def _cmd_wfo(args: argparse.Namespace) -> int:
     print(f"{len(outcomes)} segments done in {time.perf_counter() - started:.1f} s; "
           "summary: Prefect artifact 'wfo-summary'")
     return 0
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    profile = _profile_from(args)  # --profile, --set and --timesteps are checked first
+    overrides = dict(o.split("=", 1) for o in args.overrides)
+    grid = check_grid(grid_from_cli(args.settings, args.grid), args.profile, overrides)
+    seeds = parse_seeds(args.seeds)
+    numbers = _selected_segments(args, profile)
+
+    from flows.study import study  # Prefect is imported only when a flow runs
+
+    started = time.perf_counter()
+    result = study(settings=grid, seeds=seeds, segments=numbers, profile=args.profile, timesteps=args.timesteps,
+                   data=args.data, storage=args.storage, clean=args.clean, via_deployments=args.via_deployments,
+                   overrides=overrides)
+    print(f"{len(result.rows)} runs ({len(grid)} settings x {len(seeds)} seeds x {len(numbers)} segments) done in "
+          f"{time.perf_counter() - started:.1f} s")
+    print(render_text(result.summary))
+    print(f"table: {result.table_csv.uri}  (Prefect artifact 'study-table')")
+    print(f"summary: {result.summary_csv.uri}  (Prefect artifact 'study-summary')")
+    return 0
+
+
+def _selected_segments(args: argparse.Namespace, profile: Profile) -> list[int]:
+    """The segment numbers `--segments` names, each printed with its dates; bad input fails before any flow run."""
+    ohlcv = load_ohlcv(args.data, bar=profile.data.bar, max_gap_fill_bars=profile.data.max_gap_fill_bars)
+
+    from flows.full_wfo import select_segments  # imports Prefect: only commands that run a flow get here
+
+    segments = make_segments(ohlcv.index, profile.wfo)
+    numbers = select_segments(args.segments, len(segments))
+    for number in numbers:
+        print(segments[number].describe())
+    return numbers
 
 
 def _cmd_tensorboard(args: argparse.Namespace) -> int:

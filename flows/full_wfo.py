@@ -8,7 +8,8 @@ Locally every segment is a subflow in its own process (`ProcessPoolTaskRunner`):
 process-global RNGs, so two segments sharing a process would not be reproducible. With
 `via_deployments` every segment is a run of the `wfo-segment` deployment instead, so N workers train N
 segments at once. Either way a segment's audit report is found through its flow run's `audit` task,
-whose result lives in the result storage of the shared artifact store.
+whose result lives in the result storage of the shared artifact store. `run_segments` and
+`local_task_runner` are that fan-out; the `study` flow runs its (setting, seed, segment) runs through them.
 """
 
 from __future__ import annotations
@@ -110,8 +111,26 @@ def plan_segments(spec: str | int | list[int], profile: str, data: str | None,
     return select_segments(spec, len(make_segments(ohlcv.index, config.wfo)))
 
 
-@task(task_run_name="segment-{segment}", cache_policy=NO_CACHE)
-def run_segment(segment: int, params: dict[str, Any]) -> tuple[int, UUID, str]:
+def local_task_runner() -> ProcessPoolTaskRunner:
+    """One process per local segment run, each with its share of the cores."""
+    return ProcessPoolTaskRunner(max_workers=LOCAL_PROCESSES, initializer=torch.set_num_threads,
+                                 initargs=(THREADS_PER_PROCESS,))
+
+
+def run_segments(runs: dict[str, dict[str, Any]], via_deployments: bool) -> list[SegmentOutcome]:
+    """One `wfo-segment` run per {run name: its parameters}, in that order; returns when all have finished.
+
+    Locally each run is a subflow in a process of the calling flow's task runner (`local_task_runner`);
+    with `via_deployments` a run of the `wfo-segment` deployment on the pool's workers.
+    """
+    if via_deployments:
+        return run_on_workers(runs)
+    futures = [run_segment.submit(name, params) for name, params in runs.items()]
+    return [SegmentOutcome(*future.result()) for future in futures]
+
+
+@task(task_run_name="{name}", cache_policy=NO_CACHE)
+def run_segment(name: str, params: dict[str, Any]) -> tuple[int, UUID, str]:
     """One segment as a subflow, in a process of the flow's task runner: (segment, flow run id, final state).
 
     Prefect ships this function by value to the pool process, so it imports the flow there: shipped by
@@ -119,21 +138,30 @@ def run_segment(segment: int, params: dict[str, Any]) -> tuple[int, UUID, str]:
     """
     from flows.wfo_segment import wfo_segment
 
-    state = wfo_segment(segment=segment, **params, return_state=True)
-    return segment, state.state_details.flow_run_id, state.name
+    state = wfo_segment.with_options(flow_run_name=name)(**params, return_state=True)
+    return params["segment"], state.state_details.flow_run_id, state.name
 
 
-def run_on_workers(numbers: list[int], params: dict[str, Any]) -> list[SegmentOutcome]:
-    """Submit one `wfo-segment` deployment run per segment, then wait until every run has finished."""
-    given = {key: value for key, value in params.items() if value is not None}  # None: the deployment's default
-    runs = [run_deployment(SEGMENT_DEPLOYMENT, parameters={**given, "segment": n}, timeout=0,
-                           flow_run_name=f"segment-{n}") for n in numbers]
+def run_on_workers(runs: dict[str, dict[str, Any]]) -> list[SegmentOutcome]:
+    """Submit one `wfo-segment` deployment run per entry, then wait until every run has finished."""
+    submitted = [run_deployment(SEGMENT_DEPLOYMENT, timeout=0, flow_run_name=name, parameters={
+        key: value for key, value in params.items() if value is not None})  # None: the deployment's default
+        for name, params in runs.items()]
     with get_client(sync_client=True) as client:
         while True:
-            current = [client.read_flow_run(run.id) for run in runs]
+            current = [client.read_flow_run(run.id) for run in submitted]
             if all(run.state is not None and run.state.is_final() for run in current):
-                return [SegmentOutcome(n, run.id, run.state.name) for n, run in zip(numbers, current)]
+                return [SegmentOutcome(params["segment"], run.id, run.state.name)
+                        for params, run in zip(runs.values(), current)]
             time.sleep(POLL_SECONDS)
+
+
+def check_all_completed(outcomes: list[SegmentOutcome]) -> None:
+    """Fail the calling flow, naming every segment run that did not complete."""
+    failed = [o for o in outcomes if o.state != "Completed"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(outcomes)} segment runs did not complete: "
+                           + ", ".join(f"segment {o.segment} {o.state} (flow run {o.flow_run_id})" for o in failed))
 
 
 def audit_report_uri(flow_run_id: UUID) -> str | None:
@@ -145,11 +173,16 @@ def audit_report_uri(flow_run_id: UUID) -> str | None:
     return audits[0].state.result().report.uri if audits else None
 
 
-def segment_summary(outcome: SegmentOutcome) -> SegmentSummary:
+def read_audit_report(outcome: SegmentOutcome) -> tuple[dict[str, Any] | None, str | None]:
+    """A segment run's audit report and its URI; (None, None) when the run did not complete or has no audit."""
     uri = audit_report_uri(outcome.flow_run_id) if outcome.state == "Completed" else None
-    if uri is None:
+    return (json.loads(read_url(uri)), uri) if uri else (None, None)
+
+
+def segment_summary(outcome: SegmentOutcome) -> SegmentSummary:
+    report, uri = read_audit_report(outcome)
+    if report is None:
         return SegmentSummary(outcome.segment, outcome.state, outcome.flow_run_id)
-    report = json.loads(read_url(uri))
     return SegmentSummary(outcome.segment, outcome.state, outcome.flow_run_id,
                           verdict=str(report.get("verdict", NOT_AVAILABLE)), report_uri=uri,
                           sharpe=sharpe_by_policy(report.get("metrics", [])))
@@ -212,8 +245,7 @@ def summarize(outcomes: list[SegmentOutcome], profile: str) -> str:
     return markdown
 
 
-@flow(name="full-wfo", log_prints=True, task_runner=ProcessPoolTaskRunner(
-    max_workers=LOCAL_PROCESSES, initializer=torch.set_num_threads, initargs=(THREADS_PER_PROCESS,)))
+@flow(name="full-wfo", log_prints=True, task_runner=local_task_runner())
 def full_wfo(segments: str | list[int] = "all", profile: str = "smoke", timesteps: int | None = None,
              data: str | None = None, storage: str | None = None, clean: bool = False,
              via_deployments: bool = False, overrides: dict[str, str] | None = None) -> list[SegmentOutcome]:
@@ -226,14 +258,7 @@ def full_wfo(segments: str | list[int] = "all", profile: str = "smoke", timestep
     numbers = plan_segments(segments, profile, data, overrides)
     params = {"profile": profile, "timesteps": timesteps, "data": data, "storage": storage, "clean": clean,
               "overrides": overrides}
-    if via_deployments:
-        outcomes = run_on_workers(numbers, params)
-    else:
-        futures = [run_segment.submit(n, params) for n in numbers]
-        outcomes = [SegmentOutcome(*future.result()) for future in futures]
+    outcomes = run_segments({f"segment-{n}": {**params, "segment": n} for n in numbers}, via_deployments)
     summarize(outcomes, profile)
-    failed = [o for o in outcomes if o.state != "Completed"]
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(outcomes)} segments did not complete: "
-                           + ", ".join(f"segment {o.segment} {o.state} (flow run {o.flow_run_id})" for o in failed))
+    check_all_completed(outcomes)
     return outcomes

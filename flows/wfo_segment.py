@@ -8,7 +8,7 @@ Every task is cached on the content of its inputs; `clean=True` recomputes them 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prefect import flow
 
@@ -40,14 +40,16 @@ class SegmentRun:
 @flow(name="wfo-segment", log_prints=True)
 def wfo_segment(segment: int = 0, profile: str = "smoke", data: str | None = None, storage: str | None = None,
                 clean: bool = False, timesteps: int | None = None, policy: str = "trained",
-                overrides: dict[str, str] | None = None) -> SegmentRun:
+                overrides: dict[str, str] | None = None, seed: int | None = None) -> SegmentRun:
     """Run one WFO segment end to end on the artifact store `storage` (default $CRYPTORL_STORAGE or ./artifacts).
 
     `timesteps` overrides the profile's TQC training length; `policy` is what the audit judges (the trained
-    agent, or a baseline spec such as `constant:0.85`); `overrides` are `stage.key=value` settings.
+    agent, or a baseline spec such as `constant:0.85`); `overrides` are `stage.key=value` settings; `seed`
+    replaces the profile's seed (every seeded stage recomputes under another seed).
     """
     overrides = {**(overrides or {}), **({"train.total_timesteps": str(timesteps)} if timesteps else {})}
     config = with_overrides(get_profile(profile), overrides)
+    config = config if seed is None else replace(config, seed=seed)
     store = ArtifactStore(storage)
     options = {"result_storage": result_storage_for(store), "refresh_cache": clean}
     data_ref = stages.source_ref(data or str(DEFAULT_DATA_PATH))

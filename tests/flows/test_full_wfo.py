@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4
+from uuid import uuid4
 
-import pandas as pd
 import pytest
 
-from cryptorl.config import DEFAULT_DATA_PATH
 from cryptorl.errors import ConfigError
 from cryptorl.storage import ArtifactStore
 from flows.full_wfo import SegmentSummary, select_segments, sharpe_by_policy, summary_markdown
-from tests.flows.prefect_helpers import task_states
+from tests.flows.prefect_helpers import subflow_runs, task_states
 
 TIMESTEPS = 256
 OVERRIDES = {"mae.max_epochs": "1"}  # the orchestration is under test here, not learning
 STAGES = ("split_segment", "fit_hmm", "pretrain_mae", "train_tqc", "audit")
-
-
-def subflow_run_ids(parent: UUID) -> list[UUID]:
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent])))
-    return [run.id for run in runs]
-
-
-@pytest.fixture(scope="module")
-def data_2018(tmp_path_factory) -> str:
-    """The bundled bars up to 2018-10-10: exactly two smoke segments (0 and 1)."""
-    frame = pd.read_parquet(DEFAULT_DATA_PATH)
-    path = tmp_path_factory.mktemp("data") / "btc-to-2018-10.parquet"
-    frame[frame["timestamp"] < pd.Timestamp("2018-10-10", tz="UTC")].to_parquet(path, index=False)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +68,8 @@ def test_retrain_latest_picks_the_newest_segment_and_hits_the_cache(full_run, ru
     state = retrain_latest(**run_params, return_state=True)
     assert state.result().segment == 1
     assert task_states(state.state_details.flow_run_id)["plan_segments"] == "Completed"  # reads the data again
-    [segment_run] = subflow_run_ids(state.state_details.flow_run_id)
-    states = task_states(segment_run)
+    [segment_run] = subflow_runs(state.state_details.flow_run_id)
+    states = task_states(segment_run.id)
     assert {name: states[name] for name in STAGES} == {name: "Cached" for name in STAGES}
 
 

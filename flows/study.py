@@ -1,0 +1,87 @@
+"""The `study` flow: walk-forward segments under several settings and seeds, judged in one table.
+
+    plan_segments ─┬─ wfo-segment (setting a, seed 0, segment 0) ─┐
+                   ├─ wfo-segment (setting a, seed 1, segment 0) ─┼─ collect_rows ── publish_study
+                   └─ ... every setting x seed x segment        ─┘
+
+Every run is an ordinary `wfo-segment` run (its seed and its setting's overrides are parameters), fanned
+out as `full-wfo` fans out segments (local processes, or runs of the deployment on workers), so a rerun of
+the same study is all cache hits. `publish_study` writes `study/<fingerprint>/table.csv` (one row per run)
+and `summary.csv` (one row per setting) to the artifact store and shows both as the Prefect table artifacts
+`study-table` and `study-summary`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from cryptorl import stages
+from cryptorl.config import DEFAULT_DATA_PATH
+from cryptorl.hashing import fingerprint
+from cryptorl.storage import ArtifactRef, ArtifactStore
+from cryptorl.study import (StudyRun, check_grid, complete_rows, parse_seeds, study_row, study_runs,
+                            summarize_settings, to_csv)
+from flows.full_wfo import (SegmentOutcome, check_all_completed, local_task_runner, plan_segments,
+                            read_audit_report, run_segments)
+
+TABLE_KEY = "study-table"
+SUMMARY_KEY = "study-summary"
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """The study's table and summary: rows, and their CSVs in the artifact store."""
+
+    fingerprint: str  # of the study's inputs: settings, runs, profile, timesteps, overrides, data content
+    table_csv: ArtifactRef
+    summary_csv: ArtifactRef
+    rows: list[dict[str, Any]]  # one per (setting, seed, segment) run
+    summary: list[dict[str, Any]]  # one per setting
+
+
+@task(cache_policy=NO_CACHE)  # reads the runs of this study: never stale
+def collect_rows(runs: list[StudyRun], outcomes: list[SegmentOutcome]) -> list[dict[str, Any]]:
+    """One table row per run, read from its audit report (blank where the run has none)."""
+    return [study_row(run, outcome.state, *read_audit_report(outcome)) for run, outcome in zip(runs, outcomes)]
+
+
+@task(cache_policy=NO_CACHE)
+def publish_study(store_url: str, key: str, rows: list[dict[str, Any]]) -> StudyResult:
+    """The table and the per-setting summary as CSVs under `study/<key>/` and as Prefect table artifacts."""
+    store = ArtifactStore(store_url)
+    table, summary = complete_rows(rows), summarize_settings(rows)
+    table_csv, summary_csv = (store.write_bytes(f"study/{key}/{name}.csv", to_csv(content))
+                              for name, content in (("table", table), ("summary", summary)))
+    create_table_artifact(table, key=TABLE_KEY, description=f"one row per (setting, seed, segment) run; "
+                                                            f"CSV: {table_csv.uri}")
+    create_table_artifact(summary, key=SUMMARY_KEY, description=f"one row per setting; CSV: {summary_csv.uri}")
+    return StudyResult(key, table_csv, summary_csv, table, summary)
+
+
+@flow(name="study", log_prints=True, task_runner=local_task_runner())
+def study(settings: dict[str, dict[str, Any]], seeds: str | list[int] = "0", segments: str | list[int] = "all",
+          profile: str = "smoke", timesteps: int | None = None, data: str | None = None, storage: str | None = None,
+          clean: bool = False, via_deployments: bool = False,
+          overrides: dict[str, str] | None = None) -> StudyResult:
+    """Run every setting x seed x segment as a `wfo-segment` run, then tabulate their audits.
+
+    `settings`: {name: {"STAGE.KEY": value}} (e.g. {"baseline": {}, "nodrop": {"train.top_quantiles_to_drop": 0}});
+    each run's overrides are `overrides` updated by its setting's, and its seed replaces the profile's.
+    `seeds`: "0,1" or a list; `segments`: as in `full-wfo`. The other parameters are those of `full-wfo`.
+    """
+    base = overrides or {}
+    grid = check_grid(settings, profile, base)
+    runs = study_runs(grid, parse_seeds(seeds), plan_segments(segments, profile, data, base))
+    common = {"profile": profile, "timesteps": timesteps, "data": data, "storage": storage, "clean": clean}
+    outcomes = run_segments({run.name: {**common, "segment": run.segment, "seed": run.seed,
+                                        "overrides": {**base, **grid[run.setting]}} for run in runs}, via_deployments)
+    data_sha256 = stages.source_ref(data or str(DEFAULT_DATA_PATH)).sha256
+    key = fingerprint(grid, [run.name for run in runs], profile, timesteps, base, data_sha256)[:16]
+    result = publish_study(ArtifactStore(storage).url, key, collect_rows(runs, outcomes))
+    check_all_completed(outcomes)
+    return result

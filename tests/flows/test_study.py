@@ -1,0 +1,119 @@
+"""`cryptorl study` and the study flow: (setting, seed, segment) runs, one table from their real audit reports,
+the per-setting summary (Prefect table artifacts and CSVs in the store), and a rerun that is all cache hits.
+
+The runs go through a one-thread task runner here: the process-pool fan-out is `run_segments`, which the
+full-wfo tests cover, and starting a pool costs ~20 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+
+import pytest
+
+from cryptorl.cli import main
+from cryptorl.storage import read_url
+from tests.flows.prefect_helpers import subflow_runs, task_states
+
+STAGES = ("split_segment", "fit_hmm", "pretrain_mae", "train_tqc", "audit")
+SETTINGS = {"base": {}, "gamma": {"train.gamma": "0.9"}}
+OVERRIDES = {"mae.max_epochs": "1", "mae.steps_per_epoch": "5", "regime.n_inits": "1"}  # orchestration, not learning
+CLI_ARGS = ["--setting", "base:", "--setting", "gamma:train.gamma=0.9", "--seeds", "1", "--segments", "0",
+            "--timesteps", "256", *[arg for key, value in OVERRIDES.items() for arg in ("--set", f"{key}={value}")]]
+
+
+@pytest.fixture(scope="module")
+def sequential_study():
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.study import study
+
+    return study.with_options(task_runner=ThreadPoolTaskRunner(max_workers=1))
+
+
+@pytest.fixture(scope="module")
+def cli_run(prefect_harness, sequential_study, data_2018, tmp_path_factory):
+    """`cryptorl study` in-process: (exit code, stdout, storage)."""
+    import flows.study
+
+    storage = f"file://{tmp_path_factory.mktemp('store')}"
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
+        patch.setattr(flows.study, "study", sequential_study)
+        code = main(["study", *CLI_ARGS, "--data", data_2018, "--storage", storage])
+    return code, out.getvalue(), storage
+
+
+def csv_rows(uri: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(read_url(uri).decode())))
+
+
+def printed_uri(out: str, label: str) -> str:
+    [line] = [line for line in out.splitlines() if line.startswith(f"{label}: ")]
+    return line.split()[1]
+
+
+def test_cli_prints_the_summary_and_the_csv_uris(cli_run):
+    code, out, storage = cli_run
+    assert code == 0
+    assert "2 runs (2 settings x 1 seeds x 1 segments) done in" in out
+    assert any(line.startswith("setting") and "healthy_fraction" in line for line in out.splitlines())
+    table, summary = printed_uri(out, "table"), printed_uri(out, "summary")
+    assert table.startswith(f"{storage}/study/") and table.endswith("/table.csv")
+    assert summary == table.replace("table.csv", "summary.csv")
+
+
+def test_table_has_one_row_per_run_read_from_its_audit_report(cli_run):
+    _, out, _ = cli_run
+    rows = csv_rows(printed_uri(out, "table"))
+    assert [(r["setting"], r["seed"], r["segment"], r["state"]) for r in rows] == [
+        ("base", "1", "0", "Completed"), ("gamma", "1", "0", "Completed")]
+    for row in rows:
+        report = json.loads(read_url(row["report"]))
+        headline = {policy: metrics["1"] for policy, metrics in report["policies"].items()}
+        assert row["verdict"] == report["verdict"]
+        for policy in ("trained", "buy_and_hold", "best_constant", "probe"):
+            expected = headline.get(policy, {}).get("sharpe")
+            assert row[f"sharpe_{policy}"] == ("" if expected is None else str(expected))
+        assert row["sharpe_trained_w2"] == str(report["policies"]["trained"]["2"]["sharpe"])
+        measured = {check["measurement"]: check["value"] for check in report["checks"]}
+        assert float(row["position_std_across_states"]) == measured["position_std_across_states"]
+    assert rows[0]["report"] != rows[1]["report"]  # another gamma: another agent, another audit
+
+
+def test_summary_has_one_row_per_setting_in_the_csv_and_as_artifacts(cli_run):
+    from prefect.artifacts import Artifact
+
+    _, out, _ = cli_run
+    summary = csv_rows(printed_uri(out, "summary"))
+    assert [(row["setting"], row["runs"], row["completed"]) for row in summary] == [("base", "1", "1"),
+                                                                                  ("gamma", "1", "1")]
+    table_artifact, summary_artifact = Artifact.get("study-table"), Artifact.get("study-summary")
+    assert table_artifact.type == summary_artifact.type == "table"
+    assert len(json.loads(table_artifact.data)) == 2 and printed_uri(out, "table") in table_artifact.description
+    assert [row["setting"] for row in json.loads(summary_artifact.data)] == ["base", "gamma"]
+
+
+def test_each_run_gets_its_seed_and_its_settings_overrides(cli_run):
+    from prefect.artifacts import Artifact
+
+    runs = {run.name: run.parameters for run in subflow_runs(Artifact.get("study-table").flow_run_id)}
+    assert set(runs) == {"base-seed-1-segment-0", "gamma-seed-1-segment-0"}
+    assert runs["base-seed-1-segment-0"]["seed"] == runs["gamma-seed-1-segment-0"]["seed"] == 1
+    assert runs["gamma-seed-1-segment-0"]["overrides"] == {**OVERRIDES, "train.gamma": "0.9"}
+
+
+def test_rerun_of_the_same_study_is_all_cache_hits(cli_run, sequential_study, data_2018):
+    _, out, storage = cli_run
+    first_table = read_url(printed_uri(out, "table"))
+    state = sequential_study(settings=SETTINGS, seeds="1", segments="0", timesteps=256, data=data_2018,
+                             storage=storage, overrides=OVERRIDES, return_state=True)
+    result = state.result()
+    for run in subflow_runs(state.state_details.flow_run_id):
+        states = task_states(run.id)
+        assert {name: states[name] for name in STAGES} == {name: "Cached" for name in STAGES}
+    assert result.table_csv.uri == printed_uri(out, "table")  # the same study: the same place, the same rows
+    assert read_url(result.table_csv.uri) == first_table
