@@ -82,6 +82,16 @@ class MomentumPolicy:
         return self.signal[np.asarray(bars, dtype=np.int64)]
 
 
+class PositionsPolicy:
+    """Positions given per span bar in advance, e.g. a synthetic market's oracle (which knows its hidden state)."""
+
+    def __init__(self, positions: np.ndarray) -> None:
+        self.positions = np.clip(np.asarray(positions, dtype=np.float32), -1.0, 1.0)  # (T,)
+
+    def __call__(self, observation: dict[str, np.ndarray], bars: np.ndarray) -> np.ndarray:
+        return self.positions[np.asarray(bars, dtype=np.int64)]
+
+
 @dataclass
 class RandomPolicy:
     """Uniform positions in [-1, 1], seeded: the no-skill, high-turnover reference."""

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 from sb3_contrib import TQC
 
-from cryptorl.audit import TrainedPolicy, backtest_many, make_policy, metrics_table, plots
+from cryptorl.audit import make_policy, metrics_table, plots
 from cryptorl.audit import diagnostics as diag
+from cryptorl.audit.agent import AUDIT_W_COSTS, audit_agent
 from cryptorl.audit.backtest import BacktestResult
-from cryptorl.audit.policies import Policy, best_constant
+from cryptorl.audit.policies import best_constant
 from cryptorl.audit.probe import fit_probe, score_probe
 from cryptorl.audit.report import HEADLINE_W_COST, SCHEMA_VERSION, policies_by_w_cost, render_markdown
-from cryptorl.audit.verdict import judge
 from cryptorl.config import EnvConfig, MAEConfig, TrainConfig
-from cryptorl.envs import MARKET, MarketData
+from cryptorl.envs import MARKET, MarketData, resolve_reward_scale
 from cryptorl.hashing import code_version, fingerprint
 from cryptorl.models import CryptoMAE, attach_encoder_cache
 from cryptorl.seeding import seed_everything
@@ -31,16 +31,10 @@ from cryptorl.stages.mae import MAEArtifacts, load_segment_encoder
 from cryptorl.stages.split import SegmentArtifacts, load_segment
 from cryptorl.stages.tqc import TQCArtifacts, segment_market
 from cryptorl.storage import ArtifactRef, ArtifactStore
-from cryptorl.training.callbacks import current_ent_coef
 from cryptorl.training.tqc import encoder_cache_for, load_trained_model
 
 CODE_MODULES = ("audit", "stages/audit.py", "envs", "training/tqc.py")
-AUDIT_W_COSTS = (0.0, 0.5, 1.0, 2.0)
 BASELINES = ("buy_and_hold", "flat", "momentum", "probe", "best_constant")
-N_STATES = 256  # sampled test states for the diagnostics
-SATURATED_POSITION = 0.95
-COST_BLIND_W_COSTS = (0.0, 2.0)  # turnover_ratio_w2_w0 = turnover at the second / at the first
-NEVER_TRADES = 1e-6  # turnover per bar below which the ratio is not measured (the collapse rules judge it)
 
 
 @dataclass(frozen=True)
@@ -61,22 +55,21 @@ def audit_segment(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeA
     context = load_regime_context(store, regime)  # (T_span, 5)
     market = segment_market(segment, context, train_config.device)
     train, test = (market.with_slice(*segment.slices[name]) for name in ("train", "test"))
+    env_config = resolve_reward_scale(env_config, train)  # the reward scale training used
     model = load_agent(store, tqc, encoder, market)
 
-    policies: dict[str, Policy] = {"trained": TrainedPolicy(model)}
-    policies.update({spec: make_policy(spec, market=test, seed=seed, train=train, fee=env_config.fee)
-                     for spec in (*BASELINES, policy) if spec != "trained"})
-    results = backtest_many(policies, test, env_config, AUDIT_W_COSTS, include_market=MARKET in model.observation_space.spaces)
-    states = diag.sample_states(test, env_config, model.observation_space, N_STATES, seed, AUDIT_W_COSTS)
-    diagnostics = model_diagnostics(model, states, store, tqc, results["trained"])
+    baselines = {spec: make_policy(spec, market=test, seed=seed, train=train, fee=env_config.fee)
+                 for spec in (*BASELINES, policy) if spec != "trained"}
+    with tempfile.TemporaryDirectory() as tensorboard_dir:
+        store.download_prefix(store.key_of(tqc.tensorboard), tensorboard_dir)
+        audited = audit_agent(model, tensorboard_dir, test, env_config, seed, baselines, policy)
+    results, diagnostics, verdict = audited.results, audited.diagnostics, audited.verdict
     trained = results["trained"]
     diagnostics["hmm"] = dataclasses.asdict(diag.hmm_diagnostics(
         context.iloc[trained.bars], trained.log_returns))
     diagnostics["mae"] = dataclasses.asdict(diag.mae_diagnostics(
         encoder, segment.slice_frame("test")[segment.feature_names].to_numpy(np.float32), seed))
-
-    state_positions = policies[policy](states, states["bar_index"].reshape(-1).astype(np.int64))  # (N_STATES,)
-    verdict = judge(measurements(state_positions, results[policy], diagnostics if policy == "trained" else None))
+    state_positions = audited.state_positions
     key = fingerprint(split.features.sha256, regime.context.sha256, mae.checkpoint.sha256, tqc.model.sha256,
                       train_config, env_config, seed, policy, code_version(*CODE_MODULES))
     prefix = f"segments/{split.segment}/audit/{key[:16]}"
@@ -106,48 +99,6 @@ def load_agent(store: ArtifactStore, tqc: TQCArtifacts, encoder: CryptoMAE, mark
     if MARKET not in model.observation_space.spaces:
         attach_encoder_cache(model.policy, encoder_cache_for(encoder, market, market.device))
     return model
-
-
-def model_diagnostics(model: TQC, states: dict[str, np.ndarray], store: ArtifactStore, tqc: TQCArtifacts,
-                      trained: BacktestResult) -> dict[str, dict]:
-    """What the agent's networks do on sampled test states, and its training's entropy balance."""
-    actions = diag.action_diagnostics(model, states)
-    with tempfile.TemporaryDirectory() as tmp:
-        store.download_prefix(store.key_of(tqc.tensorboard), tmp)
-        ent_coef = diag.read_scalar_trajectory(tmp, "train/ent_coef").values
-    reward = dataclasses.asdict(trained.runs[HEADLINE_W_COST].reward_stats)
-    return {
-        "actions": dataclasses.asdict(actions),
-        "gsde": dataclasses.asdict(diag.gsde_diagnostics(model, states)),
-        "entropy": dataclasses.asdict(diag.entropy_diagnostics(ent_coef or None, current_ent_coef(model), reward,
-                                                               actions.entropy_mean)),
-        "critic": dataclasses.asdict(diag.critic_diagnostics(model, states)),
-        "attribution": dataclasses.asdict(diag.attribution(model, states)),
-        "film": dataclasses.asdict(diag.film_diagnostics(model, states)),
-    }
-
-
-def measurements(state_positions: np.ndarray, result: BacktestResult,
-                 diagnostics: dict[str, dict] | None) -> dict[str, float | None]:
-    """The numbers the verdict rules read; network diagnostics only exist for the trained agent."""
-    actor_share = diagnostics["attribution"]["actor_share"] if diagnostics else None
-    return {
-        "position_std_across_states": float(np.std(state_positions)),
-        "position_std_over_test": float(np.std(result.runs[HEADLINE_W_COST].positions)),
-        # SATURATED_POSITION is 0.95, not 0.99: gSDE clips the pre-tanh mean at ±2, so a pinned gSDE actor sits at ±tanh(2) = ±0.964.
-        "action_saturation": float(np.mean(np.abs(state_positions) > SATURATED_POSITION)),
-        "actor_market_attribution": actor_share["technical"] + actor_share["hmm"] if actor_share else None,
-        "q_spread_over_noise": diagnostics["critic"]["spread_ratio"] if diagnostics else None,
-        "turnover_ratio_w2_w0": turnover_ratio(result),
-    }
-
-
-def turnover_ratio(result: BacktestResult) -> float | None:
-    """Turnover at w_cost 2 over turnover at w_cost 0; None when either was not run or nothing trades at 0."""
-    low, high = (result.runs.get(w_cost) for w_cost in COST_BLIND_W_COSTS)
-    if low is None or high is None or low.metrics.turnover < NEVER_TRADES:
-        return None
-    return high.metrics.turnover / low.metrics.turnover
 
 
 def store_plots(store: ArtifactStore, prefix: str, results: dict[str, BacktestResult], policy: str,

@@ -12,7 +12,8 @@ from cryptorl.audit.report import SCHEMA_VERSION, policies_by_w_cost, render_mar
 from cryptorl.audit.verdict import DEGENERATE, judge
 from cryptorl.config import EnvConfig
 from cryptorl.envs import MarketData
-from cryptorl.stages.audit import AUDIT_W_COSTS, BASELINES, measurements, turnover_ratio
+from cryptorl.audit.agent import AUDIT_W_COSTS, measurements, turnover_ratio
+from cryptorl.stages.audit import BASELINES
 
 SPAN = MarketData.random(1500, seed=0)  # Gaussian inputs, a random-walk close: nothing to forecast
 TRAIN, TEST = SPAN.with_slice(63, 1100), SPAN.with_slice(1200, 1500)
