@@ -146,9 +146,9 @@ class MAEConfig:
 
     @classmethod
     def cpu(cls) -> "MAEConfig":
-        """A model a workstation CPU pretrains in minutes."""
-        return cls(d_model=64, n_heads=4, n_layers=2, dim_feedforward=256, lr=1e-3,
-                   batch_size=128, max_epochs=30, steps_per_epoch=100)
+        """A model 2 CPU cores pretrain in about 2 minutes (the cpu profile's share of its 15)."""
+        return cls(d_model=32, n_heads=2, n_layers=2, dim_feedforward=128, dropout=0.0, lr=2e-3,
+                   batch_size=128, max_epochs=12, steps_per_epoch=50, patience=3)
 
     @property
     def n_masked(self) -> int:
@@ -178,18 +178,24 @@ class MAEConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """TQC training. Defaults are the seed's WFO config (the `gpu` profile)."""
+    """TQC training. Defaults are the seed's WFO scale (the `gpu` profile) with the anti-collapse levers the
+    learnability benchmark and the study chose; `SEED_TRAINING` restores the seed's own choices."""
 
     total_timesteps: int = 25_000_000
     n_envs: int = 1024
     batch_size: int = 512
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3
     lr_final_fraction: float = 0.1  # linear decay to learning_rate * this at the end of training
-    gamma: float = 0.95
+    # The reward is immediate (position x next return); only costs link one bar to the next. A short horizon
+    # keeps the return distribution narrow enough for the critic to rank positions (seed: 0.95).
+    gamma: float = 0.5
     tau: float = 0.005
-    ent_coef: str = "auto_0.5"
+    # Learned from 0.01 (the floor): the seed's auto_0.5 was 13-72x the reward's std, and Adam moves
+    # log(ent_coef) only ~lr per update, so it never got down within a run.
+    ent_coef: str = "auto_0.01"
     target_entropy: float = -1.0  # SB3's "auto" for a 1-D action (-dim(A))
-    use_sde: bool = True
+    use_sde: bool = False
+    # With train_freq=1 SB3 resets the gSDE noise every env step, so this frequency never acts (seed value).
     sde_sample_freq: int = 64
     log_std_init: float = 0.0
     # Gradient steps per collected transition. SB3's default (one update per vec-env step) means one
@@ -203,12 +209,24 @@ class TrainConfig:
     n_steps: int = 1  # n-step returns in the critic's target (the compact replay computes them)
     # Each sampled transition also teaches the critic this many other actions with their exact rewards
     # (the market is exogenous); they share the batch, so batch_size must be a multiple of this + 1.
-    counterfactual_actions: int = 0
+    counterfactual_actions: int = 1
+    # ... and give each copy its own cost weight ~ U[0, w_cost_final_high] (exact too: w_cost is an exogenous
+    # episode constant), so the critic sees many cost weights per state instead of one per episode.
+    counterfactual_w_cost: bool = False
+    # ... and start each copy from its own held position ~ U[-1, 1] (the agent's replay only holds positions
+    # close to what it does next, so the actor never learns what to do from another one).
+    counterfactual_positions: bool = False
+    # The critics add the exact immediate cost w_cost * fee * scale * |a - position| instead of learning it
+    # (cryptorl/training/critic.py): the actor then sees what each cost weight costs.
+    exact_cost_critic: bool = True
     head: str = "seed"  # feature-extractor head: seed | attention_pool | mean_pool
     features_dim: int = 512
     # Feed position and w_cost to the actor's and critics' MLPs directly, next to the projected market
     # summary, instead of only as 2 of the projection's ~(64·d + 2) inputs.
-    state_passthrough: bool = False
+    state_passthrough: bool = True
+    # The current bar's 50 raw technical features also enter the extractor's projection (beside the frozen
+    # encoder's summary of the window).
+    current_bar: bool = False
     use_encoder_cache: bool = True  # frozen encoder: encode every window once, look embeddings up by bar
     min_ent_coef: float = 0.01
     w_cost_final_high: float = 2.0  # the MORL curriculum widens w_cost ~ U[0, high] up to this
@@ -250,6 +268,15 @@ class TrainConfig:
         _require(self.min_ent_coef > 0, "train.min_ent_coef", self.min_ent_coef, "use e.g. 0.01")
         _require(self.checkpoints >= 1, "train.checkpoints", self.checkpoints, "use at least 1")
         _require(self.keep_last >= 1, "train.keep_last", self.keep_last, "use at least 1")
+
+
+# The seed's own training choices, as overrides of any profile (`--profile seed` is them at the seed's scale):
+# the reference every collapsed agent was trained with.
+SEED_TRAINING: dict[str, str] = {
+    "train.learning_rate": "0.0003", "train.ent_coef": "auto_0.5", "train.use_sde": "true",
+    "train.counterfactual_actions": "0", "train.state_passthrough": "false", "train.gamma": "0.95",
+    "train.exact_cost_critic": "false",
+}
 
 
 def _is_float(text: str) -> bool:
@@ -297,14 +324,16 @@ PROFILES: dict[str, Profile] = {
                           buffer_size=20_000, net_arch=(64, 64), features_dim=64, checkpoints=2, eval_steps=128,
                           log_every_steps=512),
     ),
-    # A useful run on a workstation CPU.
+    # One segment trained and audited in <= 15 minutes on 2 CPU cores (torch on one thread each, see
+    # README "Threads"): ~8k updates of batch 128, 8x smoke's; the study runs it over segments x seeds.
     "cpu": Profile(
         name="cpu",
         wfo=WFOConfig(train="12M", eval="2M", test="2M", step="2M"),
         mae=MAEConfig.cpu(),
-        train=TrainConfig(total_timesteps=200_000, n_envs=32, batch_size=256, replay_ratio=0.125,
-                          learning_starts=2_000, buffer_size=200_000, net_arch=(128, 128), features_dim=256,
-                          log_every_steps=5_000),
+        env=EnvConfig(episode_length=256),
+        train=TrainConfig(total_timesteps=32_768, n_envs=16, batch_size=128, replay_ratio=0.25,
+                          learning_starts=1_024, buffer_size=100_000, net_arch=(128, 128), features_dim=128,
+                          checkpoints=4, eval_steps=256, log_every_steps=2_048),
     ),
     # The seed's full scale on the GPU server.
     "gpu": Profile(name="gpu"),
@@ -354,3 +383,7 @@ def _parse_like(current: Any, raw: str, dotted: str) -> Any:
     except ValueError:
         raise ConfigError(f"invalid value for {dotted}: {raw!r} is not a {type(current).__name__}") from None
     return None if raw.lower() == "none" else raw
+
+
+# The seed's exact configuration (scale and training choices), kept as the reference.
+PROFILES["seed"] = with_overrides(dataclasses.replace(PROFILES["gpu"], name="seed"), SEED_TRAINING)

@@ -3,9 +3,16 @@
 A hidden regime s_t in {-1, +1} persists for `mean_regime_bars` on average (a two-state Markov chain),
 and the next bar's log-return is
 
-    r_{t+1} = edge * volatility * s_t + volatility * eps_{t+1},   eps ~ N(0, 1)
+    r_{t+1} = volatility * (edge * s_t + fast_edge * z_t + eps_{t+1}),   eps ~ N(0, 1)
 
-One observation column (`signal_column` of the 50 "technical" columns) shows s_t at bar t; the other
+where z_t in {-1, +1} is a fast signal drawn afresh every bar and shown in `fast_column`. With
+fast_edge > edge, free trading (w_cost 0) follows z_t and turns over ~1 unit a bar; once the fee of a flip
+exceeds what z earns in one bar, holding s_t is best, so the cost-optimal turnover falls with w_cost: a
+cost-conditioned agent trades less at a higher cost weight, a cost-blind one does not.
+
+One observation column (`signal_column` of the 50 "technical" columns) shows s_t + signal_noise * eta_t
+at bar t (eta ~ N(0, 1) i.i.d.): a single bar's reading is unreliable, the recent window is not, so an
+agent that acts on every bar's reading trades a lot on noise, and a cost-aware one waits. The other
 technical columns are independent N(0, 1) noise and the 5 context columns are the one-hot/entropy shape
 of an unrelated regime chain, so FiLM has something to read and nothing to gain from it. Everything at
 bar t depends on bars <= t only, like the real features.
@@ -35,6 +42,9 @@ class PlantedSignalConfig:
     volatility: float = 0.007  # hourly log-return std (BTC 2018-2023: 0.5-1 %)
     edge: float = 0.1  # drift per bar in units of volatility: hit rate Phi(0.1) = 54 %
     mean_regime_bars: float = 48.0  # the oracle trades 2 units every ~48 bars: fees cost it ~10 % of its edge
+    signal_noise: float = 0.0  # std of the noise on the observed signal column (the regime is ±1)
+    fast_edge: float = 0.0  # drift per bar of the fast signal z_t, in units of volatility (0: none)
+    fast_column: int = 1
     signal_column: int = 0
     train_fraction: float = 0.6  # then eval and test share the rest equally
     seed: int = 0
@@ -42,10 +52,13 @@ class PlantedSignalConfig:
     def validate(self) -> "PlantedSignalConfig":
         if self.n_bars < 10 * OBSERVATION_WINDOW:
             raise ConfigError(f"synthetic n_bars={self.n_bars}: use at least {10 * OBSERVATION_WINDOW} bars")
-        if not 0 <= self.signal_column < N_TECHNICAL:
-            raise ConfigError(f"synthetic signal_column={self.signal_column}: use 0..{N_TECHNICAL - 1}")
-        if self.mean_regime_bars < 1 or self.volatility <= 0 or not 0 < self.train_fraction < 1:
-            raise ConfigError("synthetic market: use mean_regime_bars >= 1, volatility > 0 and "
+        if not (0 <= self.signal_column < N_TECHNICAL and 0 <= self.fast_column < N_TECHNICAL
+                and self.signal_column != self.fast_column):
+            raise ConfigError(f"synthetic signal_column={self.signal_column}, fast_column={self.fast_column}: use "
+                              f"two different columns in 0..{N_TECHNICAL - 1}")
+        if self.mean_regime_bars < 1 or self.volatility <= 0 or self.signal_noise < 0 \
+                or not 0 < self.train_fraction < 1:
+            raise ConfigError("synthetic market: use mean_regime_bars >= 1, volatility > 0, signal_noise >= 0 and "
                               "train_fraction in (0, 1)")
         return self
 
@@ -73,16 +86,22 @@ def planted_signal_market(config: PlantedSignalConfig = PlantedSignalConfig()) -
     config.validate()
     rng = np.random.default_rng(config.seed)
     regime = _markov_signs(rng, config.n_bars, config.mean_regime_bars)  # (T,)
+    fast = rng.choice([-1.0, 1.0], config.n_bars)  # (T,) z_t
     noise = rng.standard_normal(config.n_bars)
-    log_returns = config.volatility * (config.edge * regime[:-1] + noise[1:])  # r_{t+1}, (T-1,)
+    drift = config.edge * regime + config.fast_edge * fast  # (T,) expected r_{t+1} / volatility
+    log_returns = config.volatility * (drift[:-1] + noise[1:])  # r_{t+1}, (T-1,)
     close = 100.0 * np.exp(np.concatenate([[0.0], np.cumsum(log_returns)]))  # (T,)
 
     technical = rng.standard_normal((config.n_bars, N_TECHNICAL)).astype(np.float32)  # (T, 50)
-    technical[:, config.signal_column] = regime
+    technical[:, config.signal_column] = regime + config.signal_noise * rng.standard_normal(config.n_bars)
+    if config.fast_edge:
+        technical[:, config.fast_column] = fast
     context = _context_columns(_markov_signs(rng, config.n_bars, 200.0))  # (T, 5), unrelated to returns
     columns = tuple(f"noise_{i}" for i in range(N_TECHNICAL))
-    columns = (*columns[:config.signal_column], "signal", *columns[config.signal_column + 1:],
-               *(f"context_{i}" for i in range(N_CONTEXT)))
+    columns = (*columns[:config.signal_column], "signal", *columns[config.signal_column + 1:])
+    if config.fast_edge:
+        columns = (*columns[:config.fast_column], "fast_signal", *columns[config.fast_column + 1:])
+    columns = (*columns, *(f"context_{i}" for i in range(N_CONTEXT)))
 
     slices = _slices(config.n_bars, config.train_fraction)
     market = MarketData.from_arrays(np.concatenate([technical, context], axis=1), close, *slices["train"],

@@ -4,7 +4,9 @@ Per observation: the 50 technical columns of `market` (B, W, 55) go through the 
 (B, W, d); the 5 HMM columns modulate those embeddings through FiLM; a head summarises the window and
 appends `position` and `w_cost`; Linear + LayerNorm + LeakyReLU project to `features_dim`; with
 `state_passthrough` position and w_cost are appended again after the projection, so the actor's and
-critics' MLPs read them directly (features_dim + 2 outputs).
+critics' MLPs read them directly (features_dim + 2 outputs); with `current_bar` the current bar's own 50
+technical features also enter the projection raw, beside the encoder's summary (the masked autoencoder
+keeps what helps reconstruct OTHER bars; a bar-level signal with no persistence need not survive it).
 
 Encoder cache. The encoder is frozen, so the embedding of the window ending at bar t never changes
 within a segment: `build_encoder_cache` computes all of them once, (T, W, d), with each bar's HMM
@@ -30,6 +32,9 @@ from cryptorl.errors import ConfigError, DataError
 from cryptorl.models.foundation import CryptoMAE, gather_windows, valid_window_ends
 from cryptorl.models.layers import AttentionPoolSummary, FiLMLayer, FlattenSummary, MeanPoolSummary
 
+# What the extractor reads before its head: embeddings (B, W, d), context (B, W, c), current bar (B, F).
+Embedded = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
 # Config string -> summary of the FiLM-modulated window (B, W, d) -> (B, out_dim).
 HEADS: dict[str, type[nn.Module]] = {
     "seed": FlattenSummary,
@@ -52,24 +57,26 @@ class EncoderCache:
     the device of the first query, so there is one copy of it per process.
     """
 
-    def __init__(self, embeddings: torch.Tensor, context: torch.Tensor, valid: torch.Tensor) -> None:
+    def __init__(self, embeddings: torch.Tensor, context: torch.Tensor, features: torch.Tensor,
+                 valid: torch.Tensor) -> None:
         self.embeddings = embeddings  # (T, W, d), float16 or float32
         self.context = context  # (T, c) float32
+        self.features = features  # (T, F) float32: each bar's own technical features
         self.valid = valid  # (T,) bool: the window ending at this bar is fully valid
         self.n_bars, self.window, self.d_model = embeddings.shape
         self.context_dim = context.shape[1]
 
-    def lookup(self, bar_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embeddings (B, W, d) float32 and context windows (B, W, c) for `bar_index` (B, 1)."""
+    def lookup(self, bar_index: torch.Tensor) -> Embedded:
+        """Embeddings (B, W, d) float32, context windows (B, W, c) and the bar's features (B, F) for `bar_index`."""
         index = bar_index.reshape(-1).round().long()  # (B,) SB3 hands Box observations over as floats
         if self.embeddings.device != index.device:
-            self.embeddings, self.context, self.valid = (t.to(index.device) for t in
-                                                         (self.embeddings, self.context, self.valid))
+            self.embeddings, self.context, self.features, self.valid = (
+                t.to(index.device) for t in (self.embeddings, self.context, self.features, self.valid))
         if not (((index >= 0) & (index < self.n_bars)).all() and self.valid[index].all()):
             bad = sorted({int(i) for i in index.cpu() if not (0 <= i < self.n_bars and self.valid[i])})[:5]
             raise DataError(f"bar_index {bad} has no cached window (needs {self.window} valid bars ending there, "
                             f"0 <= index < {self.n_bars}): emit indices of the cached slice's full windows only")
-        return self.embeddings[index].float(), gather_windows(self.context, index, self.window)
+        return self.embeddings[index].float(), gather_windows(self.context, index, self.window), self.features[index]
 
 
 @torch.no_grad()
@@ -95,7 +102,7 @@ def build_encoder_cache(encoder: CryptoMAE, features: np.ndarray, context: np.nd
     valid = torch.zeros(len(features), dtype=torch.bool, device=device)
     valid[ends.to(device)] = True
     context_tensor = torch.as_tensor(np.nan_to_num(context), dtype=torch.float32, device=device)
-    return EncoderCache(embeddings, context_tensor, valid)
+    return EncoderCache(embeddings, context_tensor, series.to(device), valid)
 
 
 class FoundationFeatureExtractor(BaseFeaturesExtractor):
@@ -103,7 +110,7 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
 
     def __init__(self, observation_space: spaces.Dict, encoder: CryptoMAE, head: str = "seed",
                  features_dim: int = 512, n_technical: int = 50, n_context: int = 5,
-                 state_passthrough: bool = False) -> None:
+                 state_passthrough: bool = False, current_bar: bool = False) -> None:
         # With state_passthrough, position and w_cost also bypass the projection: 2 more output features.
         super().__init__(observation_space, features_dim + 2 * state_passthrough)
         self.state_passthrough = state_passthrough
@@ -121,8 +128,9 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
         self.encoder = copy.deepcopy(encoder).eval().requires_grad_(False)
         self.film = FiLMLayer(n_context, config.d_model)
         self.head = make_head(head, config.window, config.d_model)
-        self.project = nn.Sequential(nn.Linear(self.head.out_dim + 2, features_dim), nn.LayerNorm(features_dim),
-                                     nn.LeakyReLU())
+        self.current_bar = current_bar
+        project_in = self.head.out_dim + n_technical * current_bar + 2
+        self.project = nn.Sequential(nn.Linear(project_in, features_dim), nn.LayerNorm(features_dim), nn.LeakyReLU())
         self.cache: EncoderCache | None = None  # a plain attribute: never in the state_dict
 
     def train(self, mode: bool = True) -> "FoundationFeatureExtractor":
@@ -142,8 +150,9 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
                               f"policy's encoder and emit bar_index from the env")
         self.cache = cache
 
-    def embed(self, observations: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder embeddings (B, W, d) and HMM context (B, W, c), from the cache or the market window."""
+    def embed(self, observations: dict[str, torch.Tensor]) -> Embedded:
+        """Encoder embeddings (B, W, d), HMM context (B, W, c) and the current bar's technical features (B, F),
+        from the cache or the market window."""
         if self.cached:
             if self.cache is None:
                 raise ConfigError("the observation carries bar_index but no encoder cache is attached: call "
@@ -152,13 +161,14 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
         market = observations["market"]  # (B, W, n_technical + n_context)
         with torch.no_grad():
             embeddings = self.encoder.encode(market[..., : self.n_technical])  # (B, W, d)
-        return embeddings, market[..., self.n_technical:]
+        return embeddings, market[..., self.n_technical:], market[:, -1, : self.n_technical]
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-        embeddings, context = self.embed(observations)
+        embeddings, context, current = self.embed(observations)
         summary = self.head(self.film(embeddings, context))  # (B, out_dim)
         state = torch.cat([observations["position"], observations["w_cost"]], dim=-1)  # (B, 2)
-        features = self.project(torch.cat([summary, state], dim=-1))  # (B, features_dim)
+        inputs = [summary, current, state] if self.current_bar else [summary, state]
+        features = self.project(torch.cat(inputs, dim=-1))  # (B, features_dim)
         return torch.cat([features, state], dim=-1) if self.state_passthrough else features
 
 

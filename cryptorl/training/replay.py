@@ -19,6 +19,12 @@ Two ways to sharpen the critic's targets, both computed at sample time from what
   one with position a'. Each sampled transition is followed in the batch by K copies with actions drawn
   ~ U[-1, 1]: the critic sees K + 1 actions per state at the cost of one (the batch size is unchanged).
   It needs the env's reward rule (`env_config`, with the reward scale the env used) and one-step targets.
+  With `counterfactual_w_cost_high` > 0 each copy also gets its own cost weight w' ~ U[0, high] (in its
+  observation and next observation, and in its reward): w_cost is an exogenous constant of an episode, so
+  that too is an exact transition, and the critic sees many cost weights per state, not one per episode.
+  With `counterfactual_positions` each copy also starts from its own held position p' ~ U[-1, 1] (its
+  reward pays |a' - p'|): the agent's own replay only holds positions close to what it would do next, so
+  without this the actor never learns what to do from a position it does not already hold.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ class CompactReplayBuffer(ReplayBuffer):
     def __init__(self, buffer_size: int, observation_space: spaces.Dict, action_space: spaces.Space,
                  device: torch.device | str = "auto", n_envs: int = 1, optimize_memory_usage: bool = False,
                  handle_timeout_termination: bool = True, *, market: MarketData, n_steps: int = 1,
-                 gamma: float = 0.99, counterfactuals: int = 0, env_config: EnvConfig | None = None):
+                 gamma: float = 0.99, counterfactuals: int = 0, env_config: EnvConfig | None = None,
+                 counterfactual_w_cost_high: float = 0.0, counterfactual_positions: bool = False):
         # Skip ReplayBuffer.__init__: it would allocate full observation arrays (what this class avoids).
         super(ReplayBuffer, self).__init__(buffer_size, observation_space, action_space, device, n_envs=n_envs)
         _check_space(observation_space, market)
@@ -56,6 +63,8 @@ class CompactReplayBuffer(ReplayBuffer):
         self.market = market
         self.n_steps, self.gamma = n_steps, gamma
         self.counterfactuals, self.env_config = counterfactuals, env_config
+        self.counterfactual_w_cost_high = counterfactual_w_cost_high
+        self.counterfactual_positions = counterfactual_positions
         self.optimize_memory_usage = False
         self.handle_timeout_termination = handle_timeout_termination
         self.buffer_size = max(buffer_size // n_envs, 1)
@@ -164,6 +173,11 @@ class CompactReplayBuffer(ReplayBuffer):
         copies = {key: np.repeat(array, k, axis=0) for key, array in rows.items()}  # (B*K, ...)
         actions = np.random.uniform(-1.0, 1.0, copies["actions"].shape).astype(np.float32)  # (B*K, 1)
         copies["actions"] = actions
+        if self.counterfactual_w_cost_high > 0:
+            w_costs = np.random.uniform(0.0, self.counterfactual_w_cost_high, copies[W_COST].shape)
+            copies[W_COST] = copies[f"next_{W_COST}"] = w_costs.astype(np.float32)
+        if self.counterfactual_positions:
+            copies[POSITION] = np.random.uniform(-1.0, 1.0, copies[POSITION].shape).astype(np.float32)
         copies["rewards"] = self._exact_rewards(copies["bars"], copies[POSITION], copies[W_COST], actions)
         copies[f"next_{POSITION}"] = actions.reshape(copies[f"next_{POSITION}"].shape)
         return {key: np.concatenate([rows[key], copies[key]]) for key in rows}

@@ -21,6 +21,7 @@ from cryptorl.envs import BatchCryptoEnv, MarketData, resolve_reward_scale
 from cryptorl.models import CryptoMAE, FoundationFeatureExtractor, attach_encoder_cache, build_encoder_cache
 from cryptorl.seeding import resolve_device, seed_everything
 from cryptorl.training.callbacks import CHECKPOINT_EXCLUDE, learn_until, make_callbacks, resume_or_create
+from cryptorl.training.critic import ExactCostPolicy
 from cryptorl.training.replay import CompactReplayBuffer
 
 EVAL_ENVS = 16
@@ -87,13 +88,16 @@ def build_tqc(env: BatchCryptoEnv, encoder: CryptoMAE, config: TrainConfig, seed
         "features_extractor_class": FoundationFeatureExtractor,
         "features_extractor_kwargs": {"encoder": encoder.cpu(), "head": config.head,
                                       "features_dim": config.features_dim,
-                                      "state_passthrough": config.state_passthrough},
+                                      "state_passthrough": config.state_passthrough,
+                                      "current_bar": config.current_bar},
         "net_arch": list(config.net_arch),
         "n_quantiles": config.n_quantiles,
         "log_std_init": config.log_std_init,
     }
+    if config.exact_cost_critic:
+        policy_kwargs["cost_per_unit"] = env.config.fee * env.config.reward_scale
     return TQC(
-        "MultiInputPolicy", env, learning_rate=linear_decay(config.learning_rate, config.lr_final_fraction),
+        ExactCostPolicy if config.exact_cost_critic else "MultiInputPolicy", env, learning_rate=linear_decay(config.learning_rate, config.lr_final_fraction),
         buffer_size=config.buffer_size, learning_starts=config.learning_starts, batch_size=config.batch_size,
         tau=config.tau, gamma=config.gamma, train_freq=1, gradient_steps=config.gradient_steps,
         ent_coef=config.ent_coef, target_entropy=config.target_entropy,
@@ -101,7 +105,9 @@ def build_tqc(env: BatchCryptoEnv, encoder: CryptoMAE, config: TrainConfig, seed
         use_sde=config.use_sde, sde_sample_freq=config.sde_sample_freq,
         replay_buffer_class=CompactReplayBuffer, replay_buffer_kwargs={
             "market": env.market, "n_steps": config.n_steps, "gamma": config.gamma,
-            "counterfactuals": config.counterfactual_actions, "env_config": env.config},
+            "counterfactuals": config.counterfactual_actions, "env_config": env.config,
+            "counterfactual_w_cost_high": config.w_cost_final_high if config.counterfactual_w_cost else 0.0,
+            "counterfactual_positions": config.counterfactual_positions},
         policy_kwargs=policy_kwargs, tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
         seed=seed, device=env.device, verbose=0)
 

@@ -23,8 +23,10 @@ TEST = SPAN.with_slice(300, 400)
 W_COSTS = (0.0, 0.5, 1.0, 2.0)
 N_STATES = 64
 CACHE = encoder_cache_for(ENCODER, TEST, torch.device("cpu"))
-# Each kind of model the audit may meet: encoder cache + gSDE (the default), market window, no gSDE.
-KINDS = {"cache": {}, "market": {"use_encoder_cache": False}, "no_sde": {"use_sde": False}}
+# Each kind of model the audit may meet: the seed's training choices (gSDE, auto_0.5, w_cost read only through the
+# projection, a learned cost) from the encoder cache and from the market window, and the shipped defaults (no gSDE).
+SEED_LIKE = {"use_sde": True, "ent_coef": "auto_0.5", "state_passthrough": False, "exact_cost_critic": False}
+KINDS = {"cache": SEED_LIKE, "market": {**SEED_LIKE, "use_encoder_cache": False}, "no_sde": {}}
 
 
 @pytest.fixture(scope="module")

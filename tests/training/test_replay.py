@@ -118,13 +118,21 @@ def _filled_buffer(market: MarketData, steps: int = 30, **kwargs) -> tuple[Compa
     return buffer, env
 
 
-def test_counterfactual_rewards_are_what_the_env_pays_for_that_action(market):
-    buffer, _ = _filled_buffer(market, counterfactuals=3, env_config=CONFIG)
+@pytest.mark.parametrize("w_cost_high, positions", [(0.0, False), (2.0, False), (2.0, True)])
+def test_counterfactual_rewards_are_what_the_env_pays_for_that_action(market, w_cost_high, positions):
+    buffer, _ = _filled_buffer(market, counterfactuals=3, env_config=CONFIG, counterfactual_w_cost_high=w_cost_high,
+                               counterfactual_positions=positions)
     np.random.seed(0)
     sample = buffer.sample(32)  # 8 stored transitions, each followed by 3 counterfactual copies
     bars = sample.observations[BAR_INDEX][:, 0].long()
     assert bars.shape == (32,) and torch.equal(bars[8:], bars[:8].repeat_interleave(3))
     assert not torch.equal(sample.actions[8:], sample.actions[:8].repeat_interleave(3, dim=0))
+    w_costs, next_w_costs = sample.observations[W_COST], sample.next_observations[W_COST]
+    assert torch.equal(w_costs, next_w_costs)  # an episode constant, in the copies too
+    copied_w_costs = torch.equal(w_costs[8:], w_costs[:8].repeat_interleave(3, dim=0))
+    assert copied_w_costs == (w_cost_high == 0) and float(w_costs.max()) <= max(w_cost_high, CONFIG.w_cost_high)
+    held = sample.observations[POSITION]
+    assert torch.equal(held[8:], held[:8].repeat_interleave(3, dim=0)) != positions
     env = BatchCryptoEnv(market, 32, CONFIG, include_bar_index=True, stagger_resets=False)
     env.reset_to(bars, sample.observations[W_COST][:, 0])
     env._positions.copy_(sample.observations[POSITION][:, 0])  # the stored states' positions

@@ -31,7 +31,7 @@ GROUPS = (TECHNICAL, HMM, POSITION, W_COST)
 # O(0.1..1)) means the network's output does not depend on any input: shares are then all 0.
 NEGLIGIBLE_EFFECT = 1e-6
 
-EmbedTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+EmbedTransform = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -79,16 +79,20 @@ def _permuted_outputs(model: TQC, obs: TensorObservations, group: str, order: to
 
 
 def _reorder_rows(group: str, order: torch.Tensor) -> EmbedTransform:
-    """Reorder the embeddings (technical) or the context (hmm) across states, leaving the other as is."""
-    def transform(embeddings: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return (embeddings[order], context) if group == TECHNICAL else (embeddings, context[order])
+    """Reorder the technical inputs (embeddings and current bar) or the context (hmm) across states."""
+    def transform(embeddings: torch.Tensor, context: torch.Tensor, current: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if group == TECHNICAL:
+            return embeddings[order], context, current[order]
+        return embeddings, context[order], current
 
     return transform
 
 
 @contextmanager
 def transformed_embed(model: TQC, transform: EmbedTransform) -> Iterator[None]:
-    """Make every FoundationFeatureExtractor's `embed` return transform(embeddings (N, W, d), context (N, W, c)).
+    """Make every FoundationFeatureExtractor's `embed` return transform(embeddings (N, W, d), context (N, W, c),
+    current bar (N, F)).
 
     The wrapper is an instance attribute shadowing the class method; removing it restores the method.
     """

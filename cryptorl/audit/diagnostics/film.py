@@ -52,7 +52,7 @@ def _film_stats(extractor: torch.nn.Module, obs: TensorObservations) -> FilmStat
     if not isinstance(extractor, FoundationFeatureExtractor):
         raise ConfigError(f"the policy's extractor is a {type(extractor).__name__}, not a FoundationFeatureExtractor: "
                           "the FiLM diagnostics need a policy built by cryptorl.training.tqc.build_tqc")
-    _, context = extractor.embed(obs)  # (N, W, c)
+    _, context, _ = extractor.embed(obs)  # (N, W, c)
     gamma, beta = extractor.film.gamma_beta(context)  # (N, W, d) each
     regimes = context[:, -1, : len(STATE_COLUMNS)].argmax(dim=-1)  # (N,) dominant state at the decision bar
     present = [k for k in range(len(STATE_COLUMNS)) if bool((regimes == k).any())]
