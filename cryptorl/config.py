@@ -212,10 +212,10 @@ class TrainConfig:
     counterfactual_actions: int = 1
     # ... and give each copy its own cost weight ~ U[0, w_cost_final_high] (exact too: w_cost is an exogenous
     # episode constant), so the critic sees many cost weights per state instead of one per episode.
-    counterfactual_w_cost: bool = False
+    counterfactual_w_cost: bool = True
     # ... and start each copy from its own held position ~ U[-1, 1] (the agent's replay only holds positions
     # close to what it does next, so the actor never learns what to do from another one).
-    counterfactual_positions: bool = False
+    counterfactual_positions: bool = True
     # The critics add the exact immediate cost w_cost * fee * scale * |a - position| instead of learning it
     # (cryptorl/training/critic.py): the actor then sees what each cost weight costs.
     exact_cost_critic: bool = True
@@ -275,7 +275,8 @@ class TrainConfig:
 SEED_TRAINING: dict[str, str] = {
     "train.learning_rate": "0.0003", "train.ent_coef": "auto_0.5", "train.use_sde": "true",
     "train.counterfactual_actions": "0", "train.state_passthrough": "false", "train.gamma": "0.95",
-    "train.exact_cost_critic": "false",
+    "train.exact_cost_critic": "false", "train.counterfactual_w_cost": "false",
+    "train.counterfactual_positions": "false",
 }
 
 

@@ -86,17 +86,16 @@ def planted_signal_market(config: PlantedSignalConfig = PlantedSignalConfig()) -
     config.validate()
     rng = np.random.default_rng(config.seed)
     regime = _markov_signs(rng, config.n_bars, config.mean_regime_bars)  # (T,)
-    fast = rng.choice([-1.0, 1.0], config.n_bars)  # (T,) z_t
     noise = rng.standard_normal(config.n_bars)
+    technical = rng.standard_normal((config.n_bars, N_TECHNICAL)).astype(np.float32)  # (T, 50)
+    technical[:, config.signal_column] = regime + config.signal_noise * rng.standard_normal(config.n_bars)
+    context = _context_columns(_markov_signs(rng, config.n_bars, 200.0))  # (T, 5), unrelated to returns
+    fast = rng.choice([-1.0, 1.0], config.n_bars)  # (T,) z_t, drawn last: markets without it keep their bars
+    if config.fast_edge:
+        technical[:, config.fast_column] = fast
     drift = config.edge * regime + config.fast_edge * fast  # (T,) expected r_{t+1} / volatility
     log_returns = config.volatility * (drift[:-1] + noise[1:])  # r_{t+1}, (T-1,)
     close = 100.0 * np.exp(np.concatenate([[0.0], np.cumsum(log_returns)]))  # (T,)
-
-    technical = rng.standard_normal((config.n_bars, N_TECHNICAL)).astype(np.float32)  # (T, 50)
-    technical[:, config.signal_column] = regime + config.signal_noise * rng.standard_normal(config.n_bars)
-    if config.fast_edge:
-        technical[:, config.fast_column] = fast
-    context = _context_columns(_markov_signs(rng, config.n_bars, 200.0))  # (T, 5), unrelated to returns
     columns = tuple(f"noise_{i}" for i in range(N_TECHNICAL))
     columns = (*columns[:config.signal_column], "signal", *columns[config.signal_column + 1:])
     if config.fast_edge:
