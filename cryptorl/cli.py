@@ -73,7 +73,9 @@ def _add_flow_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="smoke", help="smoke (CI/demo), cpu or gpu (the seed's full scale)")
+    parser.add_argument("--profile", default="smoke",
+                        help="smoke (CI/demo), cpu (one segment in ~10 min on 2 cores), gpu (the seed's scale with the "
+                             "new training levers) or seed (the seed's exact configuration)")
     parser.add_argument("--data", default=str(DEFAULT_DATA_PATH), help="OHLCV file or URL (default: bundled BTC/USDT 1h)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="STAGE.KEY=VALUE",
                         help="override one config value, e.g. --set regime.n_iter=100 (repeatable)")

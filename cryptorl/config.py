@@ -146,7 +146,7 @@ class MAEConfig:
 
     @classmethod
     def cpu(cls) -> "MAEConfig":
-        """A model 2 CPU cores pretrain in about 2 minutes (the cpu profile's share of its 15)."""
+        """A model 2 CPU cores pretrain in about 2 minutes (a share of the cpu profile's 15 per segment)."""
         return cls(d_model=32, n_heads=2, n_layers=2, dim_feedforward=128, dropout=0.0, lr=2e-3,
                    batch_size=128, max_epochs=12, steps_per_epoch=50, patience=3)
 

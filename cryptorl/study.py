@@ -33,7 +33,7 @@ _SETTING_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _NEXT_OVERRIDE = re.compile(r",(?=\s*[A-Za-z_]\w*\.\w+\s*=)")  # a comma followed by the next STAGE.KEY=
 HEADLINE = f"{HEADLINE_W_COST:g}"  # policies are keyed by w_cost as text in report.json
 MEASUREMENTS = ("position_std_across_states", "position_std_over_test", "actor_market_attribution",
-                "q_spread_over_noise")
+                "q_spread_over_noise", "action_saturation", "turnover_ratio_w2_w0")
 COMPARED_POLICIES = ("trained", "buy_and_hold", "best_constant", "probe")
 
 

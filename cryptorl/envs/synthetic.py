@@ -41,7 +41,7 @@ class PlantedSignalConfig:
     n_bars: int = 6_000
     volatility: float = 0.007  # hourly log-return std (BTC 2018-2023: 0.5-1 %)
     edge: float = 0.1  # drift per bar in units of volatility: hit rate Phi(0.1) = 54 %
-    mean_regime_bars: float = 48.0  # the oracle trades 2 units every ~48 bars: fees cost it ~10 % of its edge
+    mean_regime_bars: float = 48.0  # the oracle trades 2 units every ~48 bars: at edge 0.2 fees cost it ~3 %
     signal_noise: float = 0.0  # std of the noise on the observed signal column (the regime is ±1)
     fast_edge: float = 0.0  # drift per bar of the fast signal z_t, in units of volatility (0: none)
     fast_column: int = 1

@@ -33,7 +33,7 @@ from cryptorl.stages.tqc import TQCArtifacts, segment_market
 from cryptorl.storage import ArtifactRef, ArtifactStore
 from cryptorl.training.tqc import encoder_cache_for, load_trained_model
 
-CODE_MODULES = ("audit", "stages/audit.py", "envs", "training/tqc.py")
+CODE_MODULES = ("audit", "stages/audit.py", "envs", "training/tqc.py", "training/critic.py", "models/rl_adapter.py")
 BASELINES = ("buy_and_hold", "flat", "momentum", "probe", "best_constant")
 
 

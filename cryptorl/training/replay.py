@@ -154,13 +154,10 @@ class CompactReplayBuffer(ReplayBuffer):
         successor is not written yet (or is an old row of the ring).
         """
         newest = (self.pos - 1) % self.buffer_size
-        stops = self.dones | self.timeouts  # (rows, n_envs)
-        stops_newest = stops[newest].copy()
-        stops[newest] = True
         steps = np.arange(self.n_steps)  # (n,)
         indices = (batch_inds[:, None] + steps) % self.buffer_size  # (B, n)
-        stop_seq = stops[indices, env_inds[:, None]]  # (B, n)
-        stops[newest] = stops_newest
+        at = (indices, env_inds[:, None])
+        stop_seq = self.dones[at] | self.timeouts[at] | (indices == newest)  # (B, n)
         last_step = np.where(stop_seq.any(axis=1), stop_seq.argmax(axis=1), self.n_steps - 1)  # (B,)
         summed = steps <= last_step[:, None]  # (B, n)
         rewards = (self.rewards[indices, env_inds[:, None]] * self.gamma ** steps * summed).sum(axis=1)

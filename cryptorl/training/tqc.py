@@ -83,7 +83,7 @@ def make_env(market: MarketData, config: TrainConfig, env_config: EnvConfig, n_e
 
 def build_tqc(env: BatchCryptoEnv, encoder: CryptoMAE, config: TrainConfig, seed: int,
               tensorboard_dir: Path | None) -> TQC:
-    """TQC with the FoundationFeatureExtractor, the compact replay buffer and the seed's hyperparameters."""
+    """TQC with the FoundationFeatureExtractor, the compact replay buffer and `config`'s hyperparameters."""
     policy_kwargs = {
         "features_extractor_class": FoundationFeatureExtractor,
         "features_extractor_kwargs": {"encoder": encoder.cpu(), "head": config.head,
@@ -106,7 +106,7 @@ def build_tqc(env: BatchCryptoEnv, encoder: CryptoMAE, config: TrainConfig, seed
         replay_buffer_class=CompactReplayBuffer, replay_buffer_kwargs={
             "market": env.market, "n_steps": config.n_steps, "gamma": config.gamma,
             "counterfactuals": config.counterfactual_actions, "env_config": env.config,
-            "counterfactual_w_cost_high": config.w_cost_final_high if config.counterfactual_w_cost else 0.0,
+            "counterfactual_w_cost_high": config.w_cost_final_high * config.counterfactual_w_cost,
             "counterfactual_positions": config.counterfactual_positions},
         policy_kwargs=policy_kwargs, tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
         seed=seed, device=env.device, verbose=0)

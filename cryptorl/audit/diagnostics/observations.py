@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from sb3_contrib import TQC
+from sb3_contrib.tqc.policies import Critic
 
 from cryptorl.config import EnvConfig
 from cryptorl.envs import BAR_INDEX, MARKET, POSITION, W_COST, MarketData
@@ -79,8 +80,16 @@ def deterministic_actions(model: TQC, observations: TensorObservations) -> torch
 
 
 @torch.no_grad()
-def critic_quantiles(model: TQC, observations: TensorObservations, actions: torch.Tensor) -> torch.Tensor:
-    """Z(s, a): (N, n_critics, n_quantiles) for actions (N, A)."""
+def critic_quantiles(model: TQC, observations: TensorObservations, actions: torch.Tensor,
+                     learned_only: bool = False) -> torch.Tensor:
+    """Z(s, a): (N, n_critics, n_quantiles) for actions (N, A).
+
+    `learned_only`: what the critic networks learned, without the exact immediate cost an `ExactCostCritic`
+    adds (the same for any other critic), so a critic is never credited with ranking actions by a term it
+    was handed rather than learned.
+    """
+    if learned_only:
+        return Critic.forward(model.policy.critic, observations, actions)
     return model.policy.critic(observations, actions)
 
 
