@@ -29,8 +29,12 @@ class ExactCostCritic(Critic):
         super().__init__(*args, **kwargs)
         self.cost_per_unit = cost_per_unit
 
+    def learned(self, obs: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+        """What the networks learned, without the exact cost: (B, n_critics, n_quantiles)."""
+        return super().forward(obs, action)
+
     def forward(self, obs: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
-        quantiles = super().forward(obs, action)  # (B, n_critics, n_quantiles)
+        quantiles = self.learned(obs, action)  # (B, n_critics, n_quantiles)
         cost = obs[W_COST] * self.cost_per_unit * (action.clamp(-1.0, 1.0) - obs[POSITION]).abs()  # (B, 1)
         return quantiles - cost.unsqueeze(-1)
 

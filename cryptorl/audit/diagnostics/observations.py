@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from sb3_contrib import TQC
-from sb3_contrib.tqc.policies import Critic
 
 from cryptorl.config import EnvConfig
 from cryptorl.envs import BAR_INDEX, MARKET, POSITION, W_COST, MarketData
 from cryptorl.errors import ConfigError
 from cryptorl.models import FoundationFeatureExtractor
+from cryptorl.training.critic import ExactCostCritic
 
 Observations = Mapping[str, np.ndarray | torch.Tensor]  # key -> (N, ...) one row per sampled state
 TensorObservations = dict[str, torch.Tensor]
@@ -88,9 +88,10 @@ def critic_quantiles(model: TQC, observations: TensorObservations, actions: torc
     adds (the same for any other critic), so a critic is never credited with ranking actions by a term it
     was handed rather than learned.
     """
-    if learned_only:
-        return Critic.forward(model.policy.critic, observations, actions)
-    return model.policy.critic(observations, actions)
+    critic = model.policy.critic
+    if learned_only and isinstance(critic, ExactCostCritic):
+        return critic.learned(observations, actions)
+    return critic(observations, actions)
 
 
 def mean_q(model: TQC, observations: TensorObservations, actions: torch.Tensor) -> torch.Tensor:
