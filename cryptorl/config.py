@@ -186,9 +186,9 @@ class TrainConfig:
     batch_size: int = 512
     learning_rate: float = 1e-3
     lr_final_fraction: float = 0.1  # linear decay to learning_rate * this at the end of training
-    # The reward is immediate (position x next return); only costs link one bar to the next. A short horizon
-    # keeps the return distribution narrow enough for the critic to rank positions (seed: 0.95).
-    gamma: float = 0.5
+    # 0.95 (the seed's) beat 0.5 on the learnability benchmark once the critic adds the exact cost (3/3 seeds
+    # healthy, median 0.83 of the oracle, vs 2/3 and 0.79).
+    gamma: float = 0.95
     tau: float = 0.005
     # Learned from 0.01 (the floor): the seed's auto_0.5 was 13-72x the reward's std, and Adam moves
     # log(ent_coef) only ~lr per update, so it never got down within a run.
@@ -274,8 +274,7 @@ class TrainConfig:
 # the reference every collapsed agent was trained with.
 SEED_TRAINING: dict[str, str] = {
     "train.learning_rate": "0.0003", "train.ent_coef": "auto_0.5", "train.use_sde": "true",
-    "train.counterfactual_actions": "0", "train.state_passthrough": "false", "train.gamma": "0.95",
-    "train.exact_cost_critic": "false", "train.counterfactual_w_cost": "false",
+    "train.counterfactual_actions": "0", "train.state_passthrough": "false", "train.exact_cost_critic": "false", "train.counterfactual_w_cost": "false",
     "train.counterfactual_positions": "false",
 }
 

@@ -16,12 +16,11 @@ from cryptorl.learnability import LEARNABILITY_MARKET, run_learnability
 def test_the_smoke_defaults_learn_a_planted_signal_and_the_audit_calls_them_healthy(tmp_path):
     # The shipped smoke profile end to end: MAE pretraining, TQC from the encoder cache with the seed head,
     # the compact replay, the callbacks, then the audit's own backtest, diagnostics and rules on held-out bars.
-    # Seed 1 (benchmarks/learnability.py over seeds 0-2: seeds 1 and 2 healthy, seed 0 cost_blind at 0.85 of
-    # the oracle: it already trades about as little as the oracle at w_cost 0, so it has nothing to cut at 2).
-    profile = dataclasses.replace(get_profile("smoke"), seed=1)
+    # benchmarks/learnability.py: seeds 0, 1, 2 all healthy at 0.86, 0.72, 0.83 of the oracle's net Sharpe.
+    profile = dataclasses.replace(get_profile("smoke"), seed=0)
     assert profile.train.use_encoder_cache and profile.train.head == "seed"
     profile = dataclasses.replace(profile, train=dataclasses.replace(profile.train, device="cpu"))
-    result = run_learnability(profile, dataclasses.replace(LEARNABILITY_MARKET, seed=1), tmp_path)
+    result = run_learnability(profile, LEARNABILITY_MARKET, tmp_path)
     assert result.oracle_sharpe > 5
     assert result.oracle_fraction >= 0.5, result
     assert result.verdict == "healthy", result.reasons
