@@ -28,7 +28,7 @@ from cryptorl.learnability import LEARNABILITY_MARKET, LearnabilityResult, run_l
 SETTINGS: dict[str, dict[str, str]] = {
     "seed": SEED_TRAINING,
     "defaults": {},
-    "gamma_0.95": {"train.gamma": "0.95"},
+    "gamma_0.5": {"train.gamma": "0.5"},
     "no_exact_cost": {"train.exact_cost_critic": "false"},
     "counterfactual_0": {"train.counterfactual_actions": "0"},
     "no_counterfactual_state": {"train.counterfactual_w_cost": "false", "train.counterfactual_positions": "false"},
