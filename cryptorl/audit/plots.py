@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from typing import Sequence
 
@@ -11,6 +12,9 @@ matplotlib.use("Agg")  # headless: GPU servers and CI have no display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+EMBED_MAX_WIDTH = 720  # px: a plot embedded in a markdown artifact is downscaled to this width at most
 
 
 def _png(figure: plt.Figure) -> bytes:
@@ -19,6 +23,20 @@ def _png(figure: plt.Figure) -> bytes:
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def embed_png(png: bytes, alt: str, max_width: int = EMBED_MAX_WIDTH) -> str:
+    """Markdown that shows `png` inline in the Prefect UI: `![alt](data:image/png;base64,...)`.
+
+    The image is downscaled to `max_width` and palette-quantized so an artifact with a few plots stays
+    small (tens of kB); browsers do not open `file://` links from the UI, data URIs they render.
+    """
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    if image.width > max_width:
+        image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
+    buffer = io.BytesIO()
+    image.quantize(colors=64).save(buffer, format="PNG", optimize=True)
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
 
 
 def equity_plot(times: Sequence, curves: dict[str, np.ndarray], title: str) -> bytes:

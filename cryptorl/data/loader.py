@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 
 import fsspec
@@ -81,6 +82,19 @@ def read_raw(source: str) -> pd.DataFrame:
     except (ValueError, OSError) as exc:  # pandas, pyarrow and json parse errors
         raise DataError(f"{source}: cannot parse as {file_format} ({_one_line(exc)}); "
                         f"fix: check that the file is a valid {file_format} file") from None
+
+
+def dataset_name(source: str | os.PathLike[str]) -> str:
+    """A data source's stable name, e.g. `btcusdt-1h` for `s3://bucket/BTCUSDT-1h.parquet.gz`.
+
+    The content of a dataset grows every week (`cryptorl data append`) but its name does not: trials
+    and the champion registry are kept per name (`trials/<name>/`, `registry/<name>/`).
+    """
+    name = str(source).split("?")[0].rstrip("/").rsplit("/", 1)[-1].lower()
+    if infer_compression(name) is not None:
+        name = name.rsplit(".", 1)[0]
+    stem = os.path.splitext(name)[0]
+    return re.sub(r"[^a-z0-9]+", "-", stem).strip("-") or "dataset"
 
 
 def _format_of(source: str) -> str:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from cryptorl.config import DEFAULT_DATA_PATH
-from cryptorl.data import COLUMNS, LoadReport, data_hash, load_ohlcv, load_ohlcv_with_report
+from cryptorl.data import COLUMNS, LoadReport, data_hash, dataset_name, load_ohlcv, load_ohlcv_with_report
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +118,12 @@ def test_data_hash_is_stable_and_sensitive_to_one_value(bars: pd.DataFrame) -> N
     nudged = bars.copy()
     nudged.iloc[17, nudged.columns.get_loc("volume")] += 1e-9
     assert data_hash(nudged) != data_hash(bars) == data_hash(bars.copy())
+
+
+@pytest.mark.parametrize("source, name", [
+    ("s3://bucket/prefix/BTCUSDT-1h.parquet.gz", "btcusdt-1h"),
+    ("/data/BTCUSDT-1h.parquet", "btcusdt-1h"),
+    ("https://host/ETH_USDT 4h.csv?token=x", "eth-usdt-4h"),
+])
+def test_dataset_name_is_the_stable_file_stem(source, name):
+    assert dataset_name(source) == name
