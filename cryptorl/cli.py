@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+import pandas as pd
+
 from cryptorl.audit.policies import VALID_SPECS, parse_policy_spec
 from cryptorl.audit.report import TABLE_COLUMNS, baseline_lines, headline_rows
 from cryptorl.config import DEFAULT_DATA_PATH, Profile, get_profile, with_overrides
@@ -18,7 +20,7 @@ from cryptorl.errors import ConfigError, CryptoRLError
 from cryptorl.storage import ArtifactStore, write_url
 from cryptorl.study import SETTING_SYNTAX, check_grid, grid_from_cli, parse_seeds, render_text
 from cryptorl.tensorboard_sync import TENSORBOARD_HOST, default_cache_dir, sync_tensorboard, tensorboard_command
-from cryptorl.wfo import get_segment, make_segments
+from cryptorl.wfo import Segment, get_segment, make_segments
 
 EXIT_BAD_INPUT = 2
 
@@ -48,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run one WFO segment (the Prefect segment flow)")
     _add_segment_run_args(run)
+    _add_seeds_arg(run)
     _set_handler(run, _cmd_run)
 
     audit = commands.add_parser("audit", help="audit a segment's agent or a baseline: verdict and metrics table")
@@ -62,6 +65,16 @@ def _parser() -> argparse.ArgumentParser:
 def _add_segment_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--segment", type=int, default=0, help="segment number (see `cryptorl segments`)")
     _add_flow_args(parser)
+
+
+def _add_seeds_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", default=None, metavar="0,1,2",
+                        help="comma-separated seeds, each its own cached run on the shared split (default: the profile's)")
+
+
+def _seeds_from(args: argparse.Namespace) -> list[int] | None:
+    """--seeds checked before any flow starts; None keeps the profile's seed."""
+    return None if getattr(args, "seeds", None) is None else parse_seeds(args.seeds)
 
 
 def _add_flow_args(parser: argparse.ArgumentParser) -> None:
@@ -114,19 +127,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result, seconds = _run_segment(args, policy="trained")
     print(f"segment {result.segment} ({result.profile}) done in {seconds:.1f} s; "
           f"artifacts in {result.store_url}/segments/{result.segment}/")
-    for stage, artifacts in (("split", result.split), ("hmm", result.regime), ("mae", result.mae),
-                             ("tqc", result.tqc), ("audit", result.audit)):
-        for name, ref in vars(artifacts).items():
-            if name not in ("segment", "verdict"):
-                print(f"  {stage}.{name}: {getattr(ref, 'uri', ref)}")
-    _print_verdict(result.store_url, result.audit)
+    _print_artifacts("split", result.split)
+    for run in result.seeds:
+        print(f"seed {run.seed}:")
+        for stage, artifacts in (("hmm", run.regime), ("mae", run.mae), ("tqc", run.tqc), ("audit", run.audit)):
+            _print_artifacts(stage, artifacts)
+        _print_verdict(result.store_url, run.audit)
     return 0
+
+
+def _print_artifacts(stage: str, artifacts) -> None:
+    for name, ref in vars(artifacts).items():
+        if name not in ("segment", "verdict"):
+            print(f"  {stage}.{name}: {getattr(ref, 'uri', ref)}")
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     parse_policy_spec(args.policy)
     result, _ = _run_segment(args, policy=args.policy)
-    report = _print_verdict(result.store_url, result.audit)
+    [run] = result.seeds  # `audit` takes no --seeds: the profile's seed
+    report = _print_verdict(result.store_url, run.audit)
     for row in headline_rows(report["metrics"]):
         print("  " + "  ".join(f"{column}={_cell(row.get(column))}" for column in TABLE_COLUMNS))
     if args.report_json:
@@ -137,15 +157,20 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 def _run_segment(args: argparse.Namespace, policy: str):
     """Check the inputs before Prefect starts (bad input is one line, not a failed flow run), then run the flow."""
     profile = _profile_from(args)
+    seeds = _seeds_from(args)
     ohlcv = load_ohlcv(args.data, bar=profile.data.bar, max_gap_fill_bars=profile.data.max_gap_fill_bars)
-    print(get_segment(ohlcv.index, profile.wfo, args.segment).describe())
+    spec = get_segment(ohlcv.index, profile.wfo, args.segment)
+    print(spec.describe())
+    _check_plan(args, ohlcv.index, [spec])
 
-    from flows.wfo_segment import wfo_segment  # Prefect is imported only when a flow runs
+    from flows.console import one_line_errors_on_console  # Prefect is imported only when a flow runs
+    from flows.wfo_segment import wfo_segment
 
+    one_line_errors_on_console()
     started = time.perf_counter()
     result = wfo_segment(segment=args.segment, profile=args.profile, data=args.data, storage=args.storage,
                          clean=args.clean, timesteps=args.timesteps, policy=policy,
-                         overrides=dict(o.split("=", 1) for o in args.overrides))
+                         overrides=dict(o.split("=", 1) for o in args.overrides), seeds=seeds)
     return result, time.perf_counter() - started
 
 
@@ -176,6 +201,7 @@ def _add_orchestration_commands(commands: argparse._SubParsersAction, data: argp
     wfo = commands.add_parser("wfo", help="run many WFO segments in parallel (the Prefect full-wfo flow) and summarize")
     wfo.add_argument("--segments", default="all", help="all, latest, 3, 0-3 or 0,2,5 (default: all)")
     _add_flow_args(wfo)
+    _add_seeds_arg(wfo)
     wfo.add_argument("--via-deployments", action="store_true",
                      help="submit each segment to the `wfo-segment` deployment (workers of the `gpu` pool)")
     _set_handler(wfo, _cmd_wfo)
@@ -214,14 +240,16 @@ def _cmd_data_append(args: argparse.Namespace) -> int:
 
 
 def _cmd_wfo(args: argparse.Namespace) -> int:
-    numbers = _selected_segments(args, _profile_from(args))
+    profile = _profile_from(args)
+    seeds = _seeds_from(args)
+    numbers = _selected_segments(args, profile)
 
     from flows.full_wfo import full_wfo  # Prefect is imported only when a flow runs
 
     started = time.perf_counter()
     outcomes = full_wfo(segments=numbers, profile=args.profile, timesteps=args.timesteps, data=args.data,
                         storage=args.storage, clean=args.clean, via_deployments=args.via_deployments,
-                        overrides=dict(o.split("=", 1) for o in args.overrides))
+                        overrides=dict(o.split("=", 1) for o in args.overrides), seeds=seeds)
     print(f"{len(outcomes)} segments done in {time.perf_counter() - started:.1f} s; "
           "summary: Prefect artifact 'wfo-summary'")
     return 0
@@ -252,13 +280,26 @@ def _selected_segments(args: argparse.Namespace, profile: Profile) -> list[int]:
     """The segment numbers `--segments` names, each printed with its dates; bad input fails before any flow run."""
     ohlcv = load_ohlcv(args.data, bar=profile.data.bar, max_gap_fill_bars=profile.data.max_gap_fill_bars)
 
-    from flows.full_wfo import select_segments  # imports Prefect: only commands that run a flow get here
+    from flows.console import one_line_errors_on_console  # imports Prefect: only commands that run a flow get here
+    from flows.full_wfo import select_segments
 
+    one_line_errors_on_console()
     segments = make_segments(ohlcv.index, profile.wfo)
     numbers = select_segments(args.segments, len(segments))
     for number in numbers:
         print(segments[number].describe())
+    _check_plan(args, ohlcv.index, [segments[number] for number in numbers])
     return numbers
+
+
+def _check_plan(args: argparse.Namespace, index: pd.DatetimeIndex, planned: list[Segment]) -> None:
+    """What the plan can tell before a flow and its Prefect server start (seconds, not a failed task a minute
+    later): each planned segment's feature warm-up, by the split stage's own rule, then the store, asked once."""
+    from cryptorl.stages.split import check_warmup  # the stages import SB3: only commands that run a flow get here
+
+    for spec in planned:
+        check_warmup(index, spec, args.data)
+    ArtifactStore(args.storage).check_reachable()
 
 
 def _cmd_tensorboard(args: argparse.Namespace) -> int:

@@ -36,7 +36,8 @@ from cryptorl.audit.report import HEADLINE_W_COST, headline_rows
 from cryptorl.config import DEFAULT_DATA_PATH, get_profile, with_overrides
 from cryptorl.data import load_ohlcv
 from cryptorl.errors import ConfigError
-from cryptorl.storage import read_url
+from cryptorl.storage import ArtifactStore, read_url
+from cryptorl.study import parse_seeds
 from cryptorl.wfo import make_segments
 
 SEGMENT_DEPLOYMENT = "wfo-segment/wfo-segment"
@@ -164,28 +165,29 @@ def check_all_completed(outcomes: list[SegmentOutcome]) -> None:
                            + ", ".join(f"segment {o.segment} {o.state} (flow run {o.flow_run_id})" for o in failed))
 
 
-def audit_report_uri(flow_run_id: UUID) -> str | None:
-    """The `report.json` URI of a segment run's `audit` task (its persisted result), or None without one."""
+def audit_report_uris(flow_run_id: UUID) -> list[str]:
+    """The `report.json` URIs of a segment run's completed `audit` tasks (their persisted results), one per seed."""
     with get_client(sync_client=True) as client:
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    audits = [run for run in task_runs if run.name.rsplit("-", 1)[0] == "audit" and run.state is not None
-              and run.state.is_completed()]
-    return audits[0].state.result().report.uri if audits else None
+    return [run.state.result().report.uri for run in task_runs if run.name.rsplit("-", 1)[0] == "audit"
+            and run.state is not None and run.state.is_completed()]
 
 
-def read_audit_report(outcome: SegmentOutcome) -> tuple[dict[str, Any] | None, str | None]:
-    """A segment run's audit report and its URI; (None, None) when the run did not complete or has no audit."""
-    uri = audit_report_uri(outcome.flow_run_id) if outcome.state == "Completed" else None
-    return (json.loads(read_url(uri)), uri) if uri else (None, None)
+def read_audit_reports(outcome: SegmentOutcome) -> list[tuple[dict[str, Any], str]]:
+    """A segment run's audit reports and their URIs, by seed; none when the run did not complete."""
+    uris = audit_report_uris(outcome.flow_run_id) if outcome.state == "Completed" else []
+    return sorted(((json.loads(read_url(uri)), uri) for uri in uris), key=lambda pair: pair[0].get("seed", 0))
 
 
-def segment_summary(outcome: SegmentOutcome) -> SegmentSummary:
-    report, uri = read_audit_report(outcome)
-    if report is None:
-        return SegmentSummary(outcome.segment, outcome.state, outcome.flow_run_id)
-    return SegmentSummary(outcome.segment, outcome.state, outcome.flow_run_id,
-                          verdict=str(report.get("verdict", NOT_AVAILABLE)), report_uri=uri,
-                          sharpe=sharpe_by_policy(report.get("metrics", [])))
+def segment_summaries(outcome: SegmentOutcome) -> list[SegmentSummary]:
+    """One row per seed of a segment run (one `n/a` row when it has no audit)."""
+    reports = read_audit_reports(outcome)
+    if not reports:
+        return [SegmentSummary(outcome.segment, outcome.state, outcome.flow_run_id)]
+    return [SegmentSummary(outcome.segment, outcome.state, outcome.flow_run_id,
+                           verdict=str(report.get("verdict", NOT_AVAILABLE)), report_uri=uri,
+                           sharpe=sharpe_by_policy(report.get("metrics", [])))
+            for report, uri in reports]
 
 
 def sharpe_by_policy(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -240,24 +242,29 @@ def _number(value: float | None) -> str:
 @task(cache_policy=NO_CACHE)
 def summarize(outcomes: list[SegmentOutcome], profile: str) -> str:
     """The cross-segment summary as the markdown artifact `wfo-summary`."""
-    markdown = summary_markdown([segment_summary(o) for o in outcomes], profile, get_current_settings().ui_url)
+    markdown = summary_markdown([row for o in outcomes for row in segment_summaries(o)], profile, get_current_settings().ui_url)
     create_markdown_artifact(markdown, key=SUMMARY_KEY, description="Walk-forward verdicts and Sharpe per segment")
     return markdown
 
 
 @flow(name="full-wfo", log_prints=True, task_runner=local_task_runner())
-def full_wfo(segments: str | list[int] = "all", profile: str = "smoke", timesteps: int | None = None,
+def full_wfo(segments: str | list[int] = "all", profile: str | None = None, timesteps: int | None = None,
              data: str | None = None, storage: str | None = None, clean: bool = False,
-             via_deployments: bool = False, overrides: dict[str, str] | None = None) -> list[SegmentOutcome]:
+             via_deployments: bool = False, overrides: dict[str, str] | None = None,
+             seeds: str | list[int] | None = None) -> list[SegmentOutcome]:
     """Run WFO segments in parallel (local processes, or `wfo-segment` runs on workers) and summarize them.
 
-    `segments`: "all", "latest", "3", "0-3", "0,2,5" or a list. The other parameters are those of
+    `segments`: "all", "latest", "3", "0-3", "0,2,5" or a list; every segment run trains every one of `seeds`
+    ("0,1,2" or a list; default: the profile's seed). The other parameters are those of
     `wfo-segment`; with `via_deployments`, unset ones take the deployment's defaults (the worker's store).
     Local parallelism is `PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS` (default: the CPU count).
     """
+    profile = get_profile(profile).name  # None: this machine's default, then the same for every segment
+    ArtifactStore(storage).check_reachable()  # before any segment starts
+    seeds = None if seeds is None else parse_seeds(seeds)  # a bad spec fails here, not in every segment run
     numbers = plan_segments(segments, profile, data, overrides)
     params = {"profile": profile, "timesteps": timesteps, "data": data, "storage": storage, "clean": clean,
-              "overrides": overrides}
+              "overrides": overrides, "seeds": seeds}
     outcomes = run_segments({f"segment-{n}": {**params, "segment": n} for n in numbers}, via_deployments)
     summarize(outcomes, profile)
     check_all_completed(outcomes)

@@ -15,11 +15,11 @@ from flows.wfo_segment import SegmentRun, wfo_segment
 
 
 @flow(name="retrain-latest", log_prints=True)
-def retrain_latest(profile: str = "smoke", timesteps: int | None = None, data: str | None = None,
+def retrain_latest(profile: str | None = None, timesteps: int | None = None, data: str | None = None,
                    storage: str | None = None, clean: bool = False,
-                   overrides: dict[str, str] | None = None) -> SegmentRun:
+                   overrides: dict[str, str] | None = None, seeds: str | list[int] | None = None) -> SegmentRun:
     """Run `wfo-segment` for the newest complete segment of `data` (parameters as in `wfo-segment`)."""
     [segment] = plan_segments("latest", profile, data, overrides)
     print(f"newest segment the data allows: {segment}")
     return wfo_segment(segment=segment, profile=profile, data=data, storage=storage, clean=clean,
-                       timesteps=timesteps, overrides=overrides)
+                       timesteps=timesteps, overrides=overrides, seeds=seeds)

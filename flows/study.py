@@ -21,13 +21,13 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from cryptorl import stages
-from cryptorl.config import DEFAULT_DATA_PATH
+from cryptorl.config import DEFAULT_DATA_PATH, get_profile
 from cryptorl.hashing import fingerprint
 from cryptorl.storage import ArtifactRef, ArtifactStore
 from cryptorl.study import (StudyRun, check_grid, complete_rows, parse_seeds, study_row, study_runs,
                             summarize_settings, to_csv)
 from flows.full_wfo import (SegmentOutcome, check_all_completed, local_task_runner, plan_segments,
-                            read_audit_report, run_segments)
+                            read_audit_reports, run_segments)
 
 TABLE_KEY = "study-table"
 SUMMARY_KEY = "study-summary"
@@ -47,7 +47,8 @@ class StudyResult:
 @task(cache_policy=NO_CACHE)  # reads the runs of this study: never stale
 def collect_rows(runs: list[StudyRun], outcomes: list[SegmentOutcome]) -> list[dict[str, Any]]:
     """One table row per run, read from its audit report (blank where the run has none)."""
-    return [study_row(run, outcome.state, *read_audit_report(outcome)) for run, outcome in zip(runs, outcomes)]
+    return [study_row(run, outcome.state, *next(iter(read_audit_reports(outcome)), (None, None)))
+            for run, outcome in zip(runs, outcomes)]
 
 
 @task(cache_policy=NO_CACHE)
@@ -65,20 +66,22 @@ def publish_study(store_url: str, key: str, rows: list[dict[str, Any]]) -> Study
 
 @flow(name="study", log_prints=True, task_runner=local_task_runner())
 def study(settings: dict[str, dict[str, Any]], seeds: str | list[int] = "0", segments: str | list[int] = "all",
-          profile: str = "smoke", timesteps: int | None = None, data: str | None = None, storage: str | None = None,
+          profile: str | None = None, timesteps: int | None = None, data: str | None = None, storage: str | None = None,
           clean: bool = False, via_deployments: bool = False,
           overrides: dict[str, str] | None = None) -> StudyResult:
     """Run every setting x seed x segment as a `wfo-segment` run, then tabulate their audits.
 
     `settings`: {name: {"STAGE.KEY": value}} (e.g. {"baseline": {}, "nodrop": {"train.top_quantiles_to_drop": 0}});
-    each run's overrides are `overrides` updated by its setting's, and its seed replaces the profile's.
+    each run's overrides are `overrides` updated by its setting's, and it trains its one seed (not the profile's).
     `seeds`: "0,1" or a list; `segments`: as in `full-wfo`. The other parameters are those of `full-wfo`.
     """
+    profile = get_profile(profile).name  # None: this machine's default, then the same for every run
+    ArtifactStore(storage).check_reachable()  # before any run starts
     base = overrides or {}
     grid = check_grid(settings, profile, base)
     runs = study_runs(grid, parse_seeds(seeds), plan_segments(segments, profile, data, base))
     common = {"profile": profile, "timesteps": timesteps, "data": data, "storage": storage, "clean": clean}
-    outcomes = run_segments({run.name: {**common, "segment": run.segment, "seed": run.seed,
+    outcomes = run_segments({run.name: {**common, "segment": run.segment, "seeds": [run.seed],
                                         "overrides": {**base, **grid[run.setting]}} for run in runs}, via_deployments)
     data_sha256 = stages.source_ref(data or str(DEFAULT_DATA_PATH)).sha256
     key = fingerprint(grid, [run.name for run in runs], profile, timesteps, base, data_sha256)[:16]

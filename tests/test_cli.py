@@ -1,7 +1,9 @@
 """The CLI: one-line summaries on success; one line and exit code 2 on bad input, never a traceback."""
 
+import socket
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -60,8 +62,48 @@ def test_segments_lists_numbered_date_ranges(capsys):
     (["run", "--set", "regime.n_states=1"], "invalid config regime.n_states=1"),
     (["audit", "--policy", "constant:2"], "constant position 2.0 is outside [-1, 1]"),
     (["audit", "--policy", "yolo"], "unknown policy spec 'yolo'"),
+    (["run", "--storage", "ftp://nowhere/x"], "artifact store 'ftp://nowhere/x': protocol 'ftp' is not supported"),
+    (["run", "--seeds", "0,x"], "seeds '0,x': write comma-separated non-negative integers"),
+    (["wfo", "--seeds", "-1"], "seeds '-1': write comma-separated non-negative integers"),
 ])
 def test_run_rejects_bad_input_before_starting_prefect(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def no_segment_flow(monkeypatch):
+    """Importing the segment flow fails: a command that gets that far has started Prefect."""
+    monkeypatch.setitem(sys.modules, "flows.wfo_segment", None)
+
+
+@pytest.fixture
+def late_data(tmp_path):
+    """The bundled bars from 2017-12-28 on: too few before segment 0's train start for the feature warm-up."""
+    frame = pd.read_parquet(DEFAULT_DATA_PATH)
+    path = tmp_path / "late.parquet"
+    frame[frame["timestamp"] >= pd.Timestamp("2017-12-28", tz="UTC")].to_parquet(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("command", [["run", "--segment", "0"], ["wfo", "--segments", "0-1"]])
+def test_data_too_late_for_the_warm_up_fails_before_any_flow(command, late_data, no_segment_flow, capsys):
+    assert main([*command, "--data", late_data]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"cryptorl: error: {late_data}: segment 0 trains from 2018-01-01")
+    assert "set wfo.first_train_start to 2018-01" in err[0]
+
+
+def test_an_unreachable_store_fails_in_seconds_before_any_flow(no_segment_flow, monkeypatch, capsys):
+    with socket.socket() as probe:  # a port nobody listens on: a stopped MinIO or moto
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    for key, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    started = time.monotonic()
+    assert main(["run", "--storage", "s3://bucket/run"]) == 2
+    assert time.monotonic() - started < 20  # the store's retries after the split stage took ~100 s
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cryptorl: error: artifact store s3://bucket/run is unreachable")

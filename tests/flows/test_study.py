@@ -104,7 +104,7 @@ def test_each_run_gets_its_seed_and_its_settings_overrides(cli_run):
 
     runs = {run.name: run.parameters for run in subflow_runs(Artifact.get("study-table").flow_run_id)}
     assert set(runs) == {"base-seed-1-segment-0", "gamma-seed-1-segment-0"}
-    assert runs["base-seed-1-segment-0"]["seed"] == runs["gamma-seed-1-segment-0"]["seed"] == 1
+    assert runs["base-seed-1-segment-0"]["seeds"] == runs["gamma-seed-1-segment-0"]["seeds"] == [1]
     assert runs["gamma-seed-1-segment-0"]["overrides"] == {**OVERRIDES, "train.gamma": "0.9"}
 
 

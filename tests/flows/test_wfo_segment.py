@@ -1,16 +1,21 @@
 """The segment flow under an ephemeral Prefect: content-addressed caching, --clean, partial recompute."""
 
+import base64
+import io
 import re
 import shutil
 
 import pytest
+from PIL import Image
 
+from cryptorl.audit.plots import EMBED_MAX_WIDTH
 from cryptorl.config import DEFAULT_DATA_PATH
 from cryptorl.storage import ArtifactStore
 from tests.flows.prefect_helpers import task_states
 
 STAGES = ("split_segment", "fit_hmm", "pretrain_mae", "train_tqc", "audit")
 TIMESTEPS = 512  # a short TQC run: the flow tests are about caching, not learning
+AUDIT_ARTIFACT_MAX_CHARS = 250_000  # six embedded plots: the UI loads the audit page in well under a second
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +45,14 @@ def test_first_run_computes_and_stores_every_stage(first_run):
     store = ArtifactStore(result.store_url)
     split_keys = store.list("segments/0/split")
     assert any(k.endswith("features.parquet") for k in split_keys) and any(k.endswith("meta.json") for k in split_keys)
-    context = store.read_frame(result.regime.context)
+    context = store.read_frame(result.seeds[0].regime.context)
     assert context.shape[1] == 5 and context.iloc[-1].notna().all()
-    summary = store.read_json(result.tqc.summary)
+    tqc = result.seeds[0].tqc
+    summary = store.read_json(tqc.summary)
     assert summary["timesteps"] == TIMESTEPS and summary["updates"] > 0
-    assert store.list(store.key_of(result.tqc.tensorboard)) and store.list(store.key_of(result.tqc.checkpoints))
-    report = store.read_json(result.audit.report)
-    assert report["verdict"] == result.audit.verdict in ("collapsed", "degenerate", "healthy")
+    assert store.list(store.key_of(tqc.tensorboard)) and store.list(store.key_of(tqc.checkpoints))
+    report = store.read_json(result.seeds[0].audit.report)
+    assert report["verdict"] == result.seeds[0].audit.verdict in ("collapsed", "degenerate", "healthy")
     assert report["reasons"] and {"trained", "buy_and_hold", "flat", "momentum"} <= set(report["policies"])
 
 
@@ -56,17 +62,33 @@ def test_audit_artifacts_are_readable_through_the_prefect_client(first_run):
     result, _ = first_run
     markdown = Artifact.get("segment-0-audit")
     assert markdown is not None and markdown.type == "markdown"
-    assert f"**{result.audit.verdict.upper()}**" in markdown.data
+    assert f"**{result.seeds[0].audit.verdict.upper()}**" in markdown.data
     table = Artifact.get("segment-0-metrics")
     assert table is not None and table.type == "table" and "buy_and_hold" in str(table.data)
     link = Artifact.get("segment-0-plot-equity")
     assert link is not None and "equity.png" in str(link.data)
 
 
+def test_the_audit_artifact_shows_every_plot_inline(first_run):
+    """The UI renders data-URI images (browsers do not open the file:// links, which stay beside them)."""
+    from prefect.artifacts import Artifact
+
+    result, _ = first_run
+    markdown = Artifact.get("segment-0-audit").data
+    report = ArtifactStore(result.store_url).read_json(result.seeds[0].audit.report)
+    images = dict(re.findall(r"!\[(\w+)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown))
+    assert set(images) == set(report["plots"]) >= {"equity", "positions", "cost_frontier"}
+    for data in images.values():
+        image = Image.open(io.BytesIO(base64.b64decode(data)))
+        assert image.format == "PNG" and image.width <= EMBED_MAX_WIDTH
+    assert all(f"({uri})" in markdown for uri in report["plots"].values())
+    assert len(markdown) < AUDIT_ARTIFACT_MAX_CHARS
+
+
 def test_a_constant_policy_is_judged_collapsed(first_run, run_segment):
     result, states = run_segment(policy="constant:0.85")
     assert states["audit"] == "Completed" and states["train_tqc"] == "Cached"
-    report = ArtifactStore(result.store_url).read_json(result.audit.report)
+    report = ArtifactStore(result.store_url).read_json(result.seeds[0].audit.report)
     assert report["verdict"] == "collapsed" and report["policy"] == "constant:0.85"
     assert re.match(r"position_std_across_states \S+ < 0\.05: the same position whatever the state", report["reasons"][0])
 
@@ -79,7 +101,13 @@ def test_more_timesteps_recompute_only_the_agent(first_run, run_segment):
 def test_unchanged_rerun_is_all_cache_hits(first_run, run_segment):
     result, states = run_segment()
     assert states == {name: "Cached" for name in STAGES}
-    assert result.regime == first_run[0].regime
+    assert result.seeds[0].regime == first_run[0].seeds[0].regime
+
+
+def test_the_profiles_seed_given_explicitly_is_the_same_cached_run(first_run, run_segment):
+    result, states = run_segment(seeds="0")  # the smoke profile's seed
+    assert states == {name: "Cached" for name in STAGES}
+    assert [run.seed for run in result.seeds] == [0] and result.seeds == first_run[0].seeds
 
 
 def test_same_data_at_another_path_still_hits(first_run, run_segment, tmp_path):
@@ -105,4 +133,4 @@ def test_changed_hmm_config_recomputes_the_hmm_and_the_agent(first_run, run_segm
     result, states = run_segment(overrides={"regime.n_inits": "1"})
     assert states == {"split_segment": "Cached", "fit_hmm": "Completed", "pretrain_mae": "Cached",
                       "train_tqc": "Completed", "audit": "Completed"}
-    assert result.regime.model.uri != first_run[0].regime.model.uri  # content-scoped paths never clobber
+    assert result.seeds[0].regime.model.uri != first_run[0].seeds[0].regime.model.uri  # content-scoped paths never clobber
