@@ -8,6 +8,7 @@ the key and the fix, so a bad value fails before any work starts.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -312,6 +313,8 @@ def _require(ok: bool, key: str, value: Any, fix: str) -> None:
         raise ConfigError(f"invalid config {key}={value!r}: {fix}")
 
 
+PROFILE_ENV_VAR = "CRYPTORL_PROFILE"  # the default profile of this machine (a worker's, for deployment runs)
+DEFAULT_PROFILE = "smoke"
 PROFILES: dict[str, Profile] = {
     # CI and `make demo`: minutes on 2 CPU cores.
     "smoke": Profile(
@@ -340,10 +343,16 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get_profile(name: str) -> Profile:
-    """The named profile, validated."""
+def get_profile(name: str | None = None) -> Profile:
+    """The named profile, validated; None is the machine's default, `$CRYPTORL_PROFILE` or else smoke.
+
+    The deployments leave `profile` null, so a run started from the UI takes its worker's default: the GPU
+    server's worker sets gpu, a laptop's UI stays smoke and never starts the 25M-step profile by accident.
+    """
+    source = "" if name else f" (from ${PROFILE_ENV_VAR})"
+    name = name or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE
     if name not in PROFILES:
-        raise ConfigError(f"unknown profile {name!r}: use one of {', '.join(PROFILES)}")
+        raise ConfigError(f"unknown profile {name!r}{source}: use one of {', '.join(PROFILES)}")
     return PROFILES[name].validate()
 
 

@@ -29,7 +29,14 @@ from cryptorl.hashing import sha256_bytes
 
 DEFAULT_STORE_URL = "file://./artifacts"
 STORE_ENV_VAR = "CRYPTORL_STORAGE"
+# The stores we run and test. fsspec knows many more, but some (ftp, sftp, http) connect while the URL is
+# opened and fail with whatever their network library raises; refusing them up front is one clear line.
+SUPPORTED_PROTOCOLS = ("file", "s3", "memory")
+_STORE_FORMS = "use file://PATH, s3://BUCKET/PREFIX or memory://PATH"
 _TRANSIENT_ATTEMPTS = 4  # remote stores only: 0.5 s, 1 s, 2 s backoff between attempts
+# The reachability probe asks once: no botocore retries, and a dead endpoint costs seconds, not minutes.
+_PROBE_OPTIONS: dict[str, dict[str, Any]] = {
+    "s3": {"config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 5, "read_timeout": 10}}}
 T = TypeVar("T")
 
 
@@ -50,12 +57,15 @@ class ArtifactStore:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = _normalise_url(url or default_store_url())
+        self.protocol = self.url.split("://", 1)[0]
+        if self.protocol not in SUPPORTED_PROTOCOLS:
+            raise StorageError(f"artifact store {self.url!r}: protocol {self.protocol!r} is not supported; "
+                               f"{_STORE_FORMS} (--storage or ${STORE_ENV_VAR})")
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url)
         except (ImportError, ValueError) as exc:
-            raise StorageError(f"cannot open artifact store {self.url!r}: {exc}; use file://PATH, s3://BUCKET/PREFIX "
-                               "or memory://PATH") from None
-        self.is_local = self.url.startswith("file://")
+            raise StorageError(f"cannot open artifact store {self.url!r}: {exc}; {_STORE_FORMS}") from None
+        self.is_local = self.protocol == "file"
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"
@@ -74,6 +84,19 @@ class ArtifactStore:
         if not uri.startswith(prefix):
             raise StorageError(f"artifact {uri!r} is not in store {self.url!r}: open the store it was written to")
         return uri[len(prefix):]
+
+    def check_reachable(self) -> None:
+        """Fail in seconds, before any work, when the store cannot be written: one request, no retries.
+
+        Without it an unreachable or misconfigured store surfaces only at the first write, after the split
+        stage and the transient-error retries (~100 s). Local: the root (or its nearest existing parent) is a
+        writable directory. S3: the bucket answers a listing of the store's prefix, the request every run makes.
+        """
+        if self.is_local:
+            _check_writable_dir(Path(self.root), self.url)
+        elif self.protocol in _PROBE_OPTIONS:
+            _probe_bucket(fsspec.filesystem(self.protocol, skip_instance_cache=True,
+                                            **_PROBE_OPTIONS[self.protocol]), self.root, self.url)
 
     # -- bytes ----------------------------------------------------------------------------------
     def write_bytes(self, key: str, data: bytes) -> ArtifactRef:
@@ -173,6 +196,34 @@ def _normalise_url(url: str) -> str:
     if url.startswith("file://"):
         url = f"file://{Path(url[len('file://'):]).expanduser().resolve()}"
     return url.rstrip("/")
+
+
+def _check_writable_dir(root: Path, url: str) -> None:
+    existing = next(path for path in (root, *root.parents) if path.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise StorageError(f"artifact store {url}: {existing} is not a writable directory; fix its permissions "
+                           f"or pick another --storage / ${STORE_ENV_VAR}")
+
+
+def _probe_bucket(fs: fsspec.AbstractFileSystem, root: str, url: str) -> None:
+    """List `root` once: an absent prefix is a new store, an absent bucket or any error is one clear line."""
+    bucket = root.split("/", 1)[0]
+    try:
+        fs.ls(root)
+    except FileNotFoundError:
+        if not fs.exists(bucket):
+            raise StorageError(f"artifact store {url}: bucket {bucket!r} does not exist; create it or fix "
+                               f"--storage / ${STORE_ENV_VAR}") from None
+    except PermissionError as exc:
+        raise StorageError(f"artifact store {url}: access denied ({_one_line(exc)}); check AWS_ACCESS_KEY_ID, "
+                           "AWS_SECRET_ACCESS_KEY and the bucket's policy") from None
+    except (OSError, BotoCoreError) as exc:
+        raise StorageError(f"artifact store {url} is unreachable ({type(exc).__name__}: {_one_line(exc)}); check "
+                           "AWS_ENDPOINT_URL, the network and the credentials") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _atomic_local_write(target: Path, data: bytes) -> None:

@@ -3,7 +3,8 @@
 # (e.g. --name gpu-1 --limit 1).
 #
 # Settings come from the environment, optionally loaded from $CRYPTORL_ENV_FILE (default
-# ~/.config/cryptorl/worker.env, see worker.env.example): PREFECT_API_URL, CRYPTORL_STORAGE, AWS_*.
+# ~/.config/cryptorl/worker.env, see worker.env.example): PREFECT_API_URL, CRYPTORL_STORAGE, CRYPTORL_PROFILE
+# (the profile of runs that leave `profile` null, the deployments' default; unset: smoke), AWS_*.
 # They stay in this process's environment: nothing is stored in Prefect blocks or printed.
 #
 # Signals: the worker replaces this shell (exec), so a supervisor's signal reaches it directly, and it

@@ -40,3 +40,14 @@ def test_profiles_differ_in_scale_only():
     smoke, gpu = get_profile("smoke"), get_profile("gpu")
     assert dataclasses.fields(smoke) == dataclasses.fields(gpu)
     assert smoke.regime.n_states == gpu.regime.n_states and smoke.regime.columns == gpu.regime.columns
+
+
+def test_the_default_profile_is_the_machines(monkeypatch):
+    monkeypatch.delenv("CRYPTORL_PROFILE", raising=False)
+    assert get_profile().name == get_profile(None).name == "smoke"  # a laptop never defaults to the GPU scale
+    monkeypatch.setenv("CRYPTORL_PROFILE", "gpu")  # what worker.env sets on the GPU server
+    assert get_profile().name == "gpu"
+    assert get_profile("cpu").name == "cpu"  # a run's own profile always wins
+    monkeypatch.setenv("CRYPTORL_PROFILE", "huge")
+    with pytest.raises(ConfigError, match=r"unknown profile 'huge' \(from \$CRYPTORL_PROFILE\): use one of smoke"):
+        get_profile()

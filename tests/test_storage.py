@@ -1,4 +1,5 @@
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -74,3 +75,56 @@ def test_directory_upload_and_download(tmp_path):
     written = store.download_prefix("seg/tb", tmp_path / "copy")
     assert [p.read_bytes() for p in written] == [b"tb"]
     assert written[0] == tmp_path / "copy" / "run" / "events.out"
+
+
+def test_an_unsupported_protocol_is_refused_before_connecting():
+    with pytest.raises(StorageError, match=r"artifact store 'ftp://nowhere/x': protocol 'ftp' is not supported; "
+                                           r"use file://PATH, s3://BUCKET/PREFIX or memory://PATH"):
+        ArtifactStore("ftp://nowhere/x")
+
+
+def test_a_local_store_under_a_file_is_not_writable(tmp_path):
+    (tmp_path / "taken").write_text("a file, not a directory")
+    ArtifactStore(f"file://{tmp_path}/new/store").check_reachable()  # a new store below a writable directory
+    with pytest.raises(StorageError, match=r"taken is not a writable directory; fix its permissions"):
+        ArtifactStore(f"file://{tmp_path}/taken/store").check_reachable()
+
+
+@pytest.fixture
+def moto_s3(monkeypatch):
+    """moto's S3 on 127.0.0.1 (this process's s3fs pointed at it) with the bucket `present`; yields its stop."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for key, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3").create_bucket(Bucket="present")
+    running = [True]
+
+    def stop() -> None:
+        server.stop()
+        running[0] = False
+
+    yield stop
+    if running[0]:
+        server.stop()
+
+
+def test_the_s3_probe_accepts_a_new_prefix_and_names_a_missing_bucket(moto_s3):
+    ArtifactStore("s3://present/new-store").check_reachable()
+    with pytest.raises(StorageError, match=r"s3://absent/x: bucket 'absent' does not exist; create it"):
+        ArtifactStore("s3://absent/x").check_reachable()
+
+
+def test_a_stopped_s3_endpoint_fails_the_probe_in_seconds_with_one_line(moto_s3):
+    moto_s3()  # stop it: a closed port, what a dead MinIO or a wrong AWS_ENDPOINT_URL looks like
+    started = time.monotonic()
+    with pytest.raises(StorageError, match=r"s3://present/run is unreachable \(EndpointConnectionError: .+\); "
+                                           r"check AWS_ENDPOINT_URL") as error:
+        ArtifactStore("s3://present/run").check_reachable()
+    assert time.monotonic() - started < 5  # the store's own retries would take ~100 s
+    assert "\n" not in str(error.value) and os.environ["AWS_ENDPOINT_URL"] in str(error.value)

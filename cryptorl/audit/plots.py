@@ -90,3 +90,35 @@ def attribution_plot(shares: dict[str, dict[str, float]], title: str) -> bytes:
     axis.set(title=title, ylabel="share of sensitivity", ylim=(0, 1))
     axis.legend(loc="best")
     return _png(figure)
+
+
+def cost_frontier_plot(rows: list[dict], agent: str, headline_w_cost: float, title: str) -> bytes:
+    """Net Sharpe against turnover: `agent` at every audited w_cost as one line (each point labelled with its
+    w_cost), every other policy as a point at `headline_w_cost`.
+
+    One cost-conditioned policy is the MORL promise: raising w_cost should slide it along a frontier (less
+    turnover, the Sharpe kept net of fees), and the baselines show what that frontier has to beat.
+    """
+    line, points = frontier_points(rows, agent, headline_w_cost)
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    axis.plot([row["turnover"] for row in line], [row["sharpe"] for row in line], "o-", color="black",
+              linewidth=2.0, label=f"{agent} (w_cost on the points)")
+    for row in line:
+        axis.annotate(f"w={row['w_cost']:g}", (row["turnover"], row["sharpe"]), textcoords="offset points",
+                      xytext=(5, 5), fontsize=8)
+    for index, row in enumerate(points):
+        axis.scatter(row["turnover"], row["sharpe"], marker="s", color=f"C{index % 10}", zorder=3,
+                     label=f"{row['policy']} (w_cost={headline_w_cost:g})")
+    axis.axhline(0.0, color="gray", linewidth=0.8)
+    axis.set(title=title, xlabel="turnover (mean |Δposition| per bar)", ylabel="net Sharpe (annualised)")
+    axis.legend(loc="best", fontsize=8)
+    axis.grid(alpha=0.3)
+    return _png(figure)
+
+
+def frontier_points(rows: list[dict], agent: str, headline_w_cost: float) -> tuple[list[dict], list[dict]]:
+    """(`agent`'s rows by increasing w_cost, the other policies' rows at `headline_w_cost`) among
+    `metrics_table` rows; a row without a finite Sharpe (None) has no point."""
+    plotted = [row for row in rows if row.get("sharpe") is not None and row.get("turnover") is not None]
+    line = sorted((row for row in plotted if row["policy"] == agent), key=lambda row: row["w_cost"])
+    return line, [row for row in plotted if row["policy"] != agent and row["w_cost"] == headline_w_cost]

@@ -4,7 +4,8 @@
 `reasons`, `checks` (every verdict rule with its measured value), `policies` (metrics per policy and
 w_cost), `metrics` (the same as table rows), `reward` (the scaled reward's amplitude), `probe` (the
 signal probe's test score, cryptorl/audit/probe.py), `best_constant` (its position and train Sharpe),
-`diagnostics` (actions, gSDE, entropy, critic, attribution, FiLM, HMM, MAE), `plots` and `links` (URIs).
+`diagnostics` (actions, gSDE, entropy, critic, attribution, FiLM, HMM, MAE), `plots` and `links` (URIs;
+the plots are embedded only in report.md).
 """
 
 from __future__ import annotations
@@ -32,9 +33,14 @@ def headline_rows(rows: list[dict]) -> list[dict]:
     return [row for row in rows if row["w_cost"] == w_costs[0]]
 
 
-def render_markdown(report: dict) -> str:
+def render_markdown(report: dict, images: dict[str, str] | None = None) -> str:
     """Verdict first, then the reasons, the probe and best_constant lines, the key numbers, the metrics at the
-    headline w_cost, and links."""
+    headline w_cost, the plots and links.
+
+    `images` ({plot name: inline markdown image}, see cryptorl.audit.plots.embed_png) puts each plot in the
+    page above its link: the Prefect UI renders data-URI images, but no browser opens a `file://` link.
+    They are rendered here, not stored in report.json, which stays small.
+    """
     lines = [f"# Segment {report['segment']} audit: **{report['verdict'].upper()}** ({report['policy']})", ""]
     lines += [f"- {reason}" for reason in report["reasons"]]
     lines += ["", "## Signal and drift", ""]
@@ -44,8 +50,13 @@ def render_markdown(report: dict) -> str:
     lines += ["", f"## Test-slice metrics at w_cost = {headline_rows(report['metrics'])[0]['w_cost']:g}", ""]
     lines += [_table_row(TABLE_COLUMNS), _table_row(["---"] * len(TABLE_COLUMNS))]
     lines += [_table_row([_fmt(row.get(column)) for column in TABLE_COLUMNS]) for row in headline_rows(report["metrics"])]
-    lines += ["", "## Plots and artifacts", ""]
-    lines += [f"- [{name}]({uri})" for name, uri in {**report["plots"], **report["links"]}.items()]
+    images = images or {}
+    lines += ["", "## Plots", ""]
+    for name, uri in report["plots"].items():
+        lines += [images[name], ""] if name in images else []
+        lines += [f"- [{name}]({uri})", ""]
+    lines += ["## Artifacts", ""]
+    lines += [f"- [{name}]({uri})" for name, uri in report["links"].items()]
     return "\n".join(lines) + "\n"
 
 

@@ -1,7 +1,7 @@
 """Stage `audit`: backtest the agent and its baselines on the test slice, diagnose collapse, judge.
 
 Stored under `segments/<n>/audit/<fingerprint>/`: `report.json` (see cryptorl/audit/report.py),
-`report.md` (what the Prefect UI shows) and `plots/*.png`.
+`report.md` (what the Prefect UI shows, every plot embedded inline) and `plots/*.png`.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def audit_segment(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeA
                       train_config, env_config, seed, policy, code_version(*CODE_MODULES))
     prefix = f"segments/{split.segment}/audit/{key[:16]}"
     rows = metrics_table(results)
+    figures = render_plots(results, rows, policy, state_positions, diagnostics,
+                           segment.frame["close"].to_numpy()[trained.bars])
     report = {
         "schema_version": SCHEMA_VERSION, "segment": split.segment, "policy": policy,
         "verdict": verdict.verdict, "reasons": verdict.reasons, "checks": verdict.checks,
@@ -84,13 +86,13 @@ def audit_segment(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeA
         "probe": dataclasses.asdict(score_probe(fit_probe(train), test)),
         "best_constant": dataclasses.asdict(best_constant(train, env_config.fee)),
         "diagnostics": diagnostics,
-        "plots": store_plots(store, f"{prefix}/plots", results, policy, state_positions, diagnostics,
-                             segment.frame["close"].to_numpy()[trained.bars]),
+        "plots": store_plots(store, f"{prefix}/plots", figures),
         "links": {"model": tqc.model.uri, "checkpoints": tqc.checkpoints, "tensorboard": tqc.tensorboard,
                   "mae_checkpoint": mae.checkpoint.uri, "mae_tensorboard": mae.tensorboard},
     }
+    markdown = render_markdown(report, embed_plots(figures))
     return AuditArtifacts(split.segment, verdict.verdict, store.write_json(f"{prefix}/report.json", report),
-                          store.write_bytes(f"{prefix}/report.md", render_markdown(report).encode()))
+                          store.write_bytes(f"{prefix}/report.md", markdown.encode()))
 
 
 def load_agent(store: ArtifactStore, tqc: TQCArtifacts, encoder: CryptoMAE, market: MarketData) -> TQC:
@@ -101,14 +103,14 @@ def load_agent(store: ArtifactStore, tqc: TQCArtifacts, encoder: CryptoMAE, mark
     return model
 
 
-def store_plots(store: ArtifactStore, prefix: str, results: dict[str, BacktestResult], policy: str,
-                state_positions: np.ndarray, diagnostics: dict[str, dict], close: np.ndarray) -> dict[str, str]:
-    """Render and store the audit plots; returns {name: uri}."""
+def render_plots(results: dict[str, BacktestResult], rows: list[dict], policy: str, state_positions: np.ndarray,
+                 diagnostics: dict[str, dict], close: np.ndarray) -> dict[str, bytes]:
+    """The audit plots as PNG bytes, by name (the name is also the stored file's and the artifact's)."""
     audited = results[policy]
     times = audited.timestamps if audited.timestamps is not None else audited.bars
     headline = {name: result.runs[HEADLINE_W_COST].equity for name, result in results.items()}
     critic, attribution = diagnostics["critic"], diagnostics["attribution"]
-    figures = {
+    return {
         "equity": plots.equity_plot(times, headline, f"Equity on test at w_cost={HEADLINE_W_COST:g}"),
         "positions": plots.position_plot(times, audited.runs[HEADLINE_W_COST].positions, close,
                                          f"{policy}: position over the test slice"),
@@ -119,5 +121,16 @@ def store_plots(store: ArtifactStore, prefix: str, results: dict[str, BacktestRe
         "attribution": plots.attribution_plot({"actor": attribution["actor_share"],
                                                "critic": attribution["critic_share"]},
                                               "trained agent: input attribution"),
+        "cost_frontier": plots.cost_frontier_plot(rows, "trained", HEADLINE_W_COST,
+                                                  "cost frontier on test: net Sharpe vs turnover per w_cost"),
     }
+
+
+def store_plots(store: ArtifactStore, prefix: str, figures: dict[str, bytes]) -> dict[str, str]:
+    """Store every plot as `<prefix>/<name>.png`; returns {name: uri}."""
     return {name: store.write_bytes(f"{prefix}/{name}.png", png).uri for name, png in figures.items()}
+
+
+def embed_plots(figures: dict[str, bytes]) -> dict[str, str]:
+    """{name: inline markdown image}: report.md shows them in the Prefect UI, report.json keeps only the URIs."""
+    return {name: plots.embed_png(png, name) for name, png in figures.items()}

@@ -65,8 +65,8 @@ def split_segment(store: ArtifactStore, data: ArtifactRef, segment: int, data_co
     """Compute features on all bars, fit the scaler on the train slice only, store the segment span."""
     ohlcv = load_ohlcv(data.uri, bar=data_config.bar, max_gap_fill_bars=data_config.max_gap_fill_bars)
     spec = get_segment(ohlcv.index, wfo_config, segment)
-    span_start = spec.train.start - (OBSERVATION_WINDOW - 1)
-    _check_warmup(ohlcv.index, spec, span_start, data.uri)
+    check_warmup(ohlcv.index, spec, data.uri)
+    span_start = _span_start(spec)
 
     features = technical_features(ohlcv.iloc[: spec.test.stop])  # (T, 50); causal, so the cut is harmless
     scaler = RobustScaler.fit(features.iloc[spec.train.start: spec.train.stop], clip=feature_config.scaler_clip)
@@ -86,13 +86,21 @@ def load_segment(store: ArtifactStore, artifacts: SegmentArtifacts) -> SegmentDa
     return SegmentData(artifacts.segment, store.read_frame(artifacts.features), slices, meta)
 
 
-def _check_warmup(index: pd.DatetimeIndex, spec: Segment, span_start: int, source: str) -> None:
-    """The first observation window must lie after the features' warm-up rows (which may be NaN)."""
-    if span_start < WARMUP_BARS:
+def check_warmup(index: pd.DatetimeIndex, spec: Segment, source: str) -> None:
+    """The first observation window must lie after the features' warm-up rows (which may be NaN).
+
+    Needs only the bars' index, so the CLI runs it for every planned segment before any flow starts.
+    """
+    if _span_start(spec) < WARMUP_BARS:
         need = index[0] + (WARMUP_BARS + OBSERVATION_WINDOW) * (index[1] - index[0])
         raise DataError(f"{source}: segment {spec.index} trains from {spec.train.first:%Y-%m-%d %H:%M}, but the "
                         f"features need {WARMUP_BARS} warm-up bars plus a {OBSERVATION_WINDOW}-bar window before it; "
                         f"set wfo.first_train_start to {need:%Y-%m-%d %H:%M} or later, or add earlier data")
+
+
+def _span_start(spec: Segment) -> int:
+    """Where the stored span starts: `window - 1` bars before the train start (a full first observation)."""
+    return spec.train.start - (OBSERVATION_WINDOW - 1)
 
 
 def _segment_meta(spec: Segment, span_start: int, scaler: RobustScaler, data: ArtifactRef) -> dict:
