@@ -84,23 +84,28 @@ def sortino_ratio(net: np.ndarray, bars_per_year: float = 1.0) -> float:
     return float(np.mean(net) / downside * math.sqrt(bars_per_year)) if downside > 0 else 0.0
 
 
-def probabilistic_sharpe_ratio(net: np.ndarray) -> float:
-    """PSR(SR* = 0): Φ(SR √(n-1) / √(1 - γ₃ SR + (γ₄ - 1)/4 SR²)), SR the per-bar (not annualised) Sharpe.
+def probabilistic_sharpe_ratio(net: np.ndarray, benchmark: float = 0.0) -> float:
+    """PSR(SR*): Φ((SR − SR*) √(n-1) / √(1 - γ₃ SR + (γ₄ - 1)/4 SR²)), SR the per-bar (not annualised) Sharpe.
 
-    γ₃ and γ₄ are the sample skewness and (non-excess) kurtosis from central moments (ddof=0), as in
-    Bailey & López de Prado, "The Sharpe ratio efficient frontier" (2012). It corrects the Sharpe
-    ratio's significance for the fat tails and skew of hourly returns and for a short test slice.
-    A Sharpe ratio of 0 (including the undefined cases) gives Φ(0) = 0.5.
+    The probability that the true per-bar Sharpe ratio exceeds `benchmark` (SR*, per bar). γ₃ and γ₄ are
+    the sample skewness and (non-excess) kurtosis from central moments (ddof=0), as in Bailey & López de
+    Prado, "The Sharpe ratio efficient frontier" (2012). It corrects the Sharpe ratio's significance for
+    the fat tails and skew of hourly returns and for a short test slice; with SR* = the expected maximum
+    Sharpe ratio of N trials it is the deflated Sharpe ratio (cryptorl/evaluation/deflated.py).
+    A Sharpe ratio of 0 (including the undefined cases) has a spread of 1, so PSR(0) = Φ(0) = 0.5 there;
+    fewer than 2 bars carry no evidence either way: 0.5.
     """
-    sharpe = sharpe_ratio(net)
-    if sharpe == 0.0:
+    if len(net) < 2:
         return 0.5
-    centred = net - np.mean(net)
-    variance = float(np.mean(centred ** 2))
-    skew = float(np.mean(centred ** 3)) / variance ** 1.5
-    kurtosis = float(np.mean(centred ** 4)) / variance ** 2
-    spread = math.sqrt(1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe ** 2)
-    return _normal_cdf(sharpe * math.sqrt(len(net) - 1) / spread)
+    sharpe = sharpe_ratio(net)
+    spread = 1.0
+    if sharpe != 0.0:
+        centred = net - np.mean(net)
+        variance = float(np.mean(centred ** 2))
+        skew = float(np.mean(centred ** 3)) / variance ** 1.5
+        kurtosis = float(np.mean(centred ** 4)) / variance ** 2
+        spread = math.sqrt(1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe ** 2)
+    return _normal_cdf((sharpe - benchmark) * math.sqrt(len(net) - 1) / spread)
 
 
 def _normal_cdf(z: float) -> float:
