@@ -97,7 +97,8 @@ def cost_frontier_plot(rows: list[dict], agent: str, headline_w_cost: float, tit
     w_cost), every other policy as a point at `headline_w_cost`.
 
     One cost-conditioned policy is the MORL promise: raising w_cost should slide it along a frontier (less
-    turnover, the Sharpe kept net of fees), and the baselines show what that frontier has to beat.
+    turnover, the Sharpe kept net of fees), and the baselines show what that frontier has to beat. Every
+    point's Sharpe is net of the real fee, whatever cost weight the policy was conditioned on.
     """
     line, points = frontier_points(rows, agent, headline_w_cost)
     figure, axis = plt.subplots(figsize=(7, 4.5))
@@ -110,7 +111,8 @@ def cost_frontier_plot(rows: list[dict], agent: str, headline_w_cost: float, tit
         axis.scatter(row["turnover"], row["sharpe"], marker="s", color=f"C{index % 10}", zorder=3,
                      label=f"{row['policy']} (w_cost={headline_w_cost:g})")
     axis.axhline(0.0, color="gray", linewidth=0.8)
-    axis.set(title=title, xlabel="turnover (mean |Δposition| per bar)", ylabel="net Sharpe (annualised)")
+    axis.set(title=title, xlabel="turnover (mean |Δposition| per bar)",
+             ylabel="net Sharpe at the real fee (annualised)")
     axis.legend(loc="best", fontsize=8)
     axis.grid(alpha=0.3)
     return _png(figure)
