@@ -14,9 +14,10 @@ import pandas as pd
 
 from cryptorl.audit.policies import VALID_SPECS, parse_policy_spec
 from cryptorl.audit.report import TABLE_COLUMNS, baseline_lines, headline_rows
-from cryptorl.config import DEFAULT_DATA_PATH, Profile, get_profile, with_overrides
-from cryptorl.data import append_bars, load_ohlcv, load_ohlcv_with_report
+from cryptorl.config import DEFAULT_DATA_PATH, Profile, SignalConfig, get_profile, with_overrides
+from cryptorl.data import append_bars, dataset_name, load_ohlcv, load_ohlcv_with_report
 from cryptorl.errors import ConfigError, CryptoRLError
+from cryptorl.registry import champion_lines
 from cryptorl.storage import ArtifactStore, write_url
 from cryptorl.study import SETTING_SYNTAX, check_grid, grid_from_cli, parse_seeds, render_text
 from cryptorl.tensorboard_sync import TENSORBOARD_HOST, default_cache_dir, sync_tensorboard, tensorboard_command
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--report-json", default=None, metavar="PATH", help="also write report.json here")
     _set_handler(audit, _cmd_audit)
     _add_orchestration_commands(commands, data)
+    _add_live_commands(commands)
     return parser
 
 
@@ -311,6 +313,51 @@ def _cmd_tensorboard(args: argparse.Namespace) -> int:
         print(f"TensorBoard: http://{TENSORBOARD_HOST}:{args.port}/ (Ctrl-C stops it)", flush=True)
         os.execv(command[0], command)  # TensorBoard replaces this process, so signals reach it directly
     print("start it with: " + " ".join(command))
+    return 0
+
+
+# -- the live model: the champion and the position to hold now ---------------------------------------------
+
+def _add_live_commands(commands: argparse._SubParsersAction) -> None:
+    champion = commands.add_parser("champion", help="show the live model of a data source, its history and decisions")
+    _add_registry_args(champion)
+    champion.add_argument("--decisions", type=int, default=10, metavar="N", help="recent decisions shown (default 10)")
+    _set_handler(champion, _cmd_champion)
+
+    signal = commands.add_parser("signal", help="the champion's target position on the newest complete bar",
+                                 description="Load the champion of the data source, compute the causal features and "
+                                 "the HMM forward filter up to the newest complete bar, and print that bar, the "
+                                 "target position in [-1, 1] at w_cost 1, the regime probabilities and the "
+                                 "champion's identity and age.")
+    _add_registry_args(signal)
+    signal.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    signal.add_argument("--max-staleness", type=float, default=SignalConfig().max_staleness_hours, metavar="HOURS",
+                        help="refuse a newest complete bar that closed longer ago than this (default "
+                             f"{SignalConfig().max_staleness_hours:g}; inf for a historical file)")
+    signal.add_argument("--position", type=float, default=None, metavar="X",
+                        help="the position you hold now, in [-1, 1] (default: the champion's own simulated path)")
+    _set_handler(signal, _cmd_signal)
+
+
+def _add_registry_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=str(DEFAULT_DATA_PATH),
+                        help="OHLCV file or URL; its name selects the registry (default: bundled BTC/USDT 1h)")
+    parser.add_argument("--storage", default=None, help="artifact store URL (default $CRYPTORL_STORAGE or ./artifacts)")
+
+
+def _cmd_champion(args: argparse.Namespace) -> int:
+    lines = champion_lines(ArtifactStore(args.storage), dataset_name(args.data), pd.Timestamp.now(tz="UTC"),
+                           args.decisions)
+    print("\n".join(lines))
+    return 0
+
+
+def _cmd_signal(args: argparse.Namespace) -> int:
+    from cryptorl.live import compute_signal, signal_lines  # torch and SB3: only this command needs them
+
+    signal = compute_signal(ArtifactStore(args.storage), args.data, held=args.position,
+                            config=SignalConfig(max_staleness_hours=args.max_staleness))
+    print(json.dumps(signal.to_json(), indent=2) if args.json else "\n".join(signal_lines(signal)))
     return 0
 
 

@@ -396,3 +396,18 @@ def _parse_like(current: Any, raw: str, dotted: str) -> Any:
 
 # The seed's exact configuration (scale and training choices), kept as the reference.
 PROFILES["seed"] = with_overrides(dataclasses.replace(PROFILES["gpu"], name="seed"), SEED_TRAINING)
+
+
+@dataclass(frozen=True)
+class SignalConfig:
+    """`cryptorl signal` and the `signal` flow: the champion's position on the newest complete bar."""
+
+    # The newest complete bar must have closed at most this long ago, or the signal refuses to answer:
+    # an hourly feed that stopped must fail loudly, not keep repeating an old position. Two hours allow
+    # one late append; `--max-staleness inf` reads a historical file.
+    max_staleness_hours: float = 2.0
+
+    def validate(self) -> "SignalConfig":
+        _require(self.max_staleness_hours > 0, "signal.max_staleness_hours", self.max_staleness_hours,
+                 "use a positive number of hours, e.g. 2, or inf for historical data")
+        return self

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ _TRANSIENT_ATTEMPTS = 4  # remote stores only: 0.5 s, 1 s, 2 s backoff between a
 # The reachability probe asks once: no botocore retries, and a dead endpoint costs seconds, not minutes.
 _PROBE_OPTIONS: dict[str, dict[str, Any]] = {
     "s3": {"config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 5, "read_timeout": 10}}}
+_MEMORY_CREATE_LOCK = threading.Lock()
 T = TypeVar("T")
 
 
@@ -103,6 +105,26 @@ class ArtifactStore:
         self._retry(lambda: self._write_atomic(self.path(key), data), f"write {self.uri(key)}")
         return ArtifactRef(self.uri(key), sha256_bytes(data))
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create `key` holding `data` only if it does not exist yet; True if this call created it.
+
+        Two concurrent calls on one key never both return True: a local file is hard-linked from a
+        temporary file (the link fails if the name exists, and the content appears whole), `memory://`
+        checks and writes under a process lock, `s3://` sends one conditional PUT (`If-None-Match: *`,
+        honoured by AWS S3 and by moto; an S3-compatible store that ignores it is not safe here). A key
+        that already holds exactly `data` also counts as created: the retry of a PUT whose answer was lost.
+        """
+        path, create = self.path(key), self._exclusive_writer()
+
+        def attempt() -> bool:
+            try:
+                create(path, data)
+                return True
+            except FileExistsError:
+                return sha256_bytes(self.fs.cat_file(path)) == sha256_bytes(data)
+
+        return self._retry(attempt, f"create {self.uri(key)}")
+
     def read_bytes(self, ref_or_key: ArtifactRef | str) -> bytes:
         """Read an artifact; with an ArtifactRef, also check its content hash."""
         key = self.key_of(ref_or_key) if isinstance(ref_or_key, ArtifactRef) else ref_or_key
@@ -159,6 +181,20 @@ class ArtifactStore:
         else:
             self.fs.pipe_file(path, data)  # one PUT: the object appears whole or not at all
 
+    def _exclusive_writer(self) -> Callable[[str, bytes], None]:
+        """This store's create-if-absent write (FileExistsError when the path exists); see `create_exclusive`."""
+        if self.is_local:
+            return lambda path, data: _exclusive_local_write(Path(path), data)
+        if self.protocol == "memory":
+            return self._exclusive_memory_write
+        return lambda path, data: self.fs.pipe_file(path, data, mode="create")  # s3: PUT with If-None-Match: *
+
+    def _exclusive_memory_write(self, path: str, data: bytes) -> None:
+        with _MEMORY_CREATE_LOCK:  # the memory filesystem lives in this process only
+            if self.fs.exists(path):
+                raise FileExistsError(path)
+            self.fs.pipe_file(path, data)
+
     def _retry(self, action: Callable[[], T], what: str) -> T:
         """Run `action`; on a remote store retry transient I/O errors with exponential backoff."""
         attempts = 1 if self.is_local else _TRANSIENT_ATTEMPTS
@@ -196,6 +232,18 @@ def _normalise_url(url: str) -> str:
     if url.startswith("file://"):
         url = f"file://{Path(url[len('file://'):]).expanduser().resolve()}"
     return url.rstrip("/")
+
+
+def _exclusive_local_write(target: Path, data: bytes) -> None:
+    """Write a temporary file, then hard-link it to `target`: the link fails if `target` exists."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.link(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _check_writable_dir(root: Path, url: str) -> None:

@@ -1,0 +1,288 @@
+"""Champion / challenger: a healthy challenger replaces the champion only if it earns more, net, on new bars.
+
+The rule, for the candidates of one segment run (one per seed) on one data source:
+1. A candidate can be promoted only if its audit judged the trained agent (not a baseline) healthy, and its
+   test slice starts no earlier than the champion's: a model trained on older data never replaces a newer
+   one, and so the champion is always scored on bars it never trained on.
+2. Every such candidate is scored by the same code: its net Sharpe at w_cost 1 with the real fee over its own
+   test slice, from flat (cryptorl/live.py; its audit's number up to float rounding). The best one is the
+   challenger (ties: the lowest seed). The best of N seeds is favoured by luck: the DSR of the trials counts it.
+3. The champion is re-scored on the challenger's test slice with its own scaler, HMM, encoder and agent.
+4. The challenger is promoted if its Sharpe is strictly higher. Without a champion the first promotable
+   challenger is promoted; an unhealthy one never is.
+
+Every decision, accepted or rejected, is logged with its numbers. A promotion that loses the race for its
+version number (another one was promoted meanwhile) is judged again against the new champion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import pandas as pd
+
+from cryptorl.audit.report import HEADLINE_W_COST
+from cryptorl.audit.verdict import HEALTHY
+from cryptorl.config import DataConfig, Profile
+from cryptorl.data import dataset_name, load_ohlcv
+from cryptorl.data.validation import format_timestamp
+from cryptorl.errors import ConfigError, StorageError
+from cryptorl.live import load_model, slice_metrics
+from cryptorl.registry import ChampionRecord, ModelRefs, create_version, current_champion, log_decision
+from cryptorl.stages import AuditArtifacts, MAEArtifacts, RegimeArtifacts, SegmentArtifacts, TQCArtifacts
+from cryptorl.storage import ArtifactRef, ArtifactStore
+
+MAX_RACES = 5  # promotions lost in a row to concurrent ones before giving up (each is judged again)
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """One seed of one segment run, as the segment flow holds it: what a promotion judges."""
+
+    data: ArtifactRef  # the data source the run trained on
+    profile: Profile  # the run's configs (its seed is `seed`, not profile.seed)
+    seed: int
+    split: SegmentArtifacts
+    regime: RegimeArtifacts
+    mae: MAEArtifacts
+    tqc: TQCArtifacts
+    audit: AuditArtifacts
+
+    @property
+    def refs(self) -> ModelRefs:
+        return ModelRefs(self.split.features, self.split.meta, self.regime.model, self.regime.context,
+                         self.mae.checkpoint, self.tqc.model, self.audit.report)
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """One candidate's numbers: why it can or cannot be promoted, and its Sharpe."""
+
+    segment: int
+    seed: int
+    model_id: str
+    policy: str  # what its audit judged
+    verdict: str
+    audit_sharpe: float | None  # its audit's net test Sharpe at w_cost 1
+    sharpe: float | None  # re-scored by cryptorl/live.py (None when excluded before scoring)
+    test_first: pd.Timestamp
+    test_last: pd.Timestamp
+    excluded: str | None  # why it cannot be promoted; None when it can
+
+    @property
+    def label(self) -> str:
+        return f"segment {self.segment} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class ChampionScore:
+    """The champion a decision was taken against, and its Sharpe re-scored on the challenger's test slice."""
+
+    version: int
+    identity: str
+    model_id: str
+    segment: int
+    seed: int
+    profile: str
+    promoted_at: pd.Timestamp
+    age_hours: float
+    own_sharpe: float  # on its own test slice, when it was promoted
+    sharpe: float | None  # on the challenger's test slice (None when not re-scored)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Which way a promotion went, why, and the numbers."""
+
+    id: str
+    dataset: str
+    at: pd.Timestamp
+    accepted: bool
+    reason: str
+    candidates: tuple[CandidateScore, ...]
+    challenger: CandidateScore | None  # the best promotable candidate
+    champion: ChampionScore | None  # the champion before the decision
+    version: int | None  # the champion's version after the decision
+    lost_races: int
+
+    @property
+    def outcome(self) -> str:
+        return "accepted" if self.accepted else "rejected"
+
+    def to_json(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self)) | {"outcome": self.outcome}
+
+
+def promote(store: ArtifactStore, challengers: Sequence[Challenger], *, now: pd.Timestamp | None = None) -> Decision:
+    """Judge `challengers` (one segment run, one per seed) against the current champion; log the decision."""
+    if not challengers:
+        raise ConfigError("promote got no challengers: pass one per seed of the segment run")
+    dataset, data = _one_dataset(challengers), _DataCache()
+    scores = [_score(store, candidate, data) for candidate in challengers]  # (n_seeds,) the champion changes nothing
+    decision_id = uuid.uuid4().hex[:12]
+    for lost_races in range(MAX_RACES):
+        at = now if now is not None else pd.Timestamp.now(tz="UTC").floor("s")
+        champion = current_champion(store, dataset)
+        ranked = [_against(score, champion) for score in scores]
+        promotable = [i for i, score in enumerate(ranked) if score.excluded is None]
+        best = max(promotable, key=lambda i: (ranked[i].sharpe, -ranked[i].seed), default=None)
+        challenger = None if best is None else ranked[best]
+        champion_score = _champion_score(store, champion, challenger, None if best is None else challengers[best],
+                                         data, at)
+        accepted, reason = _rule(challenger, ranked, champion_score)
+        version = champion.version if champion else None
+        if accepted:
+            record = _record(dataset, challengers[best], challenger, decision_id, at, champion)
+            if not create_version(store, record):
+                continue  # another promotion created this version first: judge again against it
+            version = record.version
+        decision = Decision(decision_id, dataset, at, accepted, reason, tuple(ranked), challenger, champion_score,
+                            version, lost_races)
+        log_decision(store, dataset, at, decision_id, decision.to_json())
+        return decision
+    raise StorageError(f"promotion {decision_id} lost {MAX_RACES} races in a row to concurrent promotions of "
+                       f"{dataset!r} in {store.url}: run it again once they are done")
+
+
+# -- scoring ----------------------------------------------------------------------------------------------
+
+class _DataCache:
+    """Each data source is loaded once per promotion and per data config."""
+
+    def __init__(self) -> None:
+        self.frames: dict[tuple[str, DataConfig], pd.DataFrame] = {}
+
+    def get(self, uri: str, config: DataConfig) -> pd.DataFrame:
+        if (uri, config) not in self.frames:
+            self.frames[uri, config] = load_ohlcv(uri, bar=config.bar, max_gap_fill_bars=config.max_gap_fill_bars)
+        return self.frames[uri, config]
+
+
+def _score(store: ArtifactStore, candidate: Challenger, data: _DataCache) -> CandidateScore:
+    """The candidate's audit numbers, and its own re-scored Sharpe when it is healthy."""
+    report = store.read_json(candidate.audit.report)
+    trained = report["policies"].get("trained", {}).get(f"{HEADLINE_W_COST:g}", {})
+    first, last = (pd.Timestamp(report["test_slice"][end]) for end in ("first", "last"))
+    excluded = (f"its audit judged {report['policy']!r}, not the trained agent" if report["policy"] != "trained"
+                else f"verdict {report['verdict']} (not {HEALTHY})" if report["verdict"] != HEALTHY else None)
+    sharpe = None
+    if excluded is None:
+        profile = dataclasses.replace(candidate.profile, seed=candidate.seed)
+        model = load_model(store, candidate.refs, profile, f"segment {report['segment']} seed {candidate.seed}")
+        sharpe = slice_metrics(model, data.get(candidate.data.uri, profile.data), first, last,
+                               source=candidate.data.uri).sharpe
+    return CandidateScore(int(report["segment"]), candidate.seed, candidate.refs.model_id, report["policy"],
+                          report["verdict"], trained.get("sharpe"), sharpe, first, last, excluded)
+
+
+def _against(score: CandidateScore, champion: ChampionRecord | None) -> CandidateScore:
+    """`score`, excluded too when the champion makes it unpromotable (older data, or the champion itself)."""
+    if score.excluded is not None or champion is None:
+        return score
+    if score.model_id == champion.refs.model_id:
+        return dataclasses.replace(score, excluded=f"it is already the champion (v{champion.version})")
+    if score.test_first < champion.test_first:
+        return dataclasses.replace(score, excluded=(
+            f"its test slice starts {format_timestamp(score.test_first)}, before champion v{champion.version}'s "
+            f"({format_timestamp(champion.test_first)}): a model trained on older data never replaces a newer one"))
+    return score
+
+
+def _champion_score(store: ArtifactStore, champion: ChampionRecord | None, challenger: CandidateScore | None,
+                    run: Challenger | None, data: _DataCache, at: pd.Timestamp) -> ChampionScore | None:
+    """The champion, re-scored on the challenger's test slice of the challenger `run`'s data (if there is one)."""
+    if champion is None:
+        return None
+    sharpe = None
+    if challenger is not None and run is not None:
+        model = load_model(store, champion.refs, champion.profile, champion.identity)
+        sharpe = slice_metrics(model, data.get(run.data.uri, champion.profile.data), challenger.test_first,
+                               challenger.test_last, source=run.data.uri).sharpe
+    return ChampionScore(champion.version, champion.identity, champion.refs.model_id, champion.segment, champion.seed,
+                         champion.profile.name, champion.promoted_at, champion.age_hours(at), champion.test_sharpe,
+                         sharpe)
+
+
+def _rule(best: CandidateScore | None, ranked: list[CandidateScore],
+          champion: ChampionScore | None) -> tuple[bool, str]:
+    """(accepted, why) by the module's rule."""
+    if best is None:
+        why = "; ".join(f"{s.label}: {s.excluded}" for s in ranked)
+        return False, f"no candidate can be promoted ({why}); " + (
+            f"champion v{champion.version} stays" if champion else "there is still no champion")
+    if champion is None:
+        return True, f"first champion: {best.label} is {HEALTHY} (net test Sharpe {best.sharpe:.3f})"
+    slice_text = f"{format_timestamp(best.test_first)} .. {format_timestamp(best.test_last)}"
+    if best.sharpe > champion.sharpe:
+        return True, (f"{best.label} (net test Sharpe {best.sharpe:.3f}) beats champion v{champion.version}'s "
+                      f"{champion.sharpe:.3f} on the challenger's test slice {slice_text}")
+    return False, (f"{best.label} (net test Sharpe {best.sharpe:.3f}) does not beat champion v{champion.version}'s "
+                   f"{champion.sharpe:.3f} on the challenger's test slice {slice_text}; the champion stays")
+
+
+def _record(dataset: str, winner: Challenger, score: CandidateScore, decision_id: str, at: pd.Timestamp,
+            champion: ChampionRecord | None) -> ChampionRecord:
+    return ChampionRecord(version=(champion.version if champion else 0) + 1, dataset=dataset, promoted_at=at,
+                          decision=decision_id, segment=score.segment,
+                          profile=dataclasses.replace(winner.profile, seed=winner.seed), verdict=score.verdict,
+                          test_sharpe=float(score.sharpe), test_first=score.test_first, test_last=score.test_last,
+                          data=winner.data, refs=winner.refs, replaces=champion.version if champion else None)
+
+
+def _one_dataset(challengers: Sequence[Challenger]) -> str:
+    names = sorted({dataset_name(c.data.uri) for c in challengers})
+    if len(names) != 1:
+        raise ConfigError(f"promote got challengers of several data sources ({', '.join(names)}): promote each "
+                          "segment run on its own")
+    return names[0]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: timestamps as ISO strings, tuples as lists."""
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+# -- reporting --------------------------------------------------------------------------------------------
+
+def promotion_markdown(decision: Decision) -> str:
+    """The `promotion` artifact: which way, why, the numbers of the challenger, the champion and every candidate."""
+    after = f"champion v{decision.version}" if decision.version else "no champion"
+    lines = [f"# Promotion {decision.outcome.upper()}: {decision.dataset}, {after}", "", decision.reason, "",
+             "| | segment | seed | verdict | net test Sharpe (challenger's slice) | audit Sharpe | model |",
+             "|---|---|---|---|---|---|---|"]
+    if decision.challenger is not None:
+        c = decision.challenger
+        lines.append(f"| challenger | {c.segment} | {c.seed} | {c.verdict} | {_number(c.sharpe)} | "
+                     f"{_number(c.audit_sharpe)} | {c.model_id} |")
+    if decision.champion is not None:
+        k = decision.champion
+        lines.append(f"| champion v{k.version} ({k.profile}), promoted {format_timestamp(k.promoted_at)}, "
+                     f"{k.age_hours:.1f} h ago | {k.segment} | {k.seed} | {HEALTHY} | {_number(k.sharpe)} | "
+                     f"{_number(k.own_sharpe)} (own slice) | {k.model_id} |")
+    lines += ["", "Candidates (one per seed; the best promotable one is the challenger):", ""]
+    lines += [_candidate_line(score) for score in decision.candidates]
+    lines += ["", "Rule: the challenger is the best healthy seed whose test slice starts no earlier than the "
+              "champion's; it replaces the champion only if its net Sharpe at w_cost 1 with the real fee beats the "
+              "champion's, re-scored on the challenger's test slice with the champion's own scaler, HMM, encoder "
+              "and agent.", f"Decision {decision.id} at {format_timestamp(decision.at)}"
+              + (f" (judged again after {decision.lost_races} lost race(s))" if decision.lost_races else "") + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _candidate_line(score: CandidateScore) -> str:
+    return (f"- {score.label}: verdict {score.verdict}, net test Sharpe {_number(score.sharpe)} (audit "
+            f"{_number(score.audit_sharpe)}), test slice {format_timestamp(score.test_first)} .. "
+            f"{format_timestamp(score.test_last)}" + (f"; not promotable: {score.excluded}" if score.excluded else ""))
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,0 +1,241 @@
+"""The champion registry: which model is live per data source, how it got there, and every decision taken.
+
+Layout in the artifact store, per data source name (`cryptorl.data.dataset_name`, e.g. `btcusdt-1h`):
+
+    registry/<dataset>/versions/000001.json       one record per promotion, created exclusively, never rewritten
+    registry/<dataset>/champion.json              the newest version's record (a pointer for people and tools)
+    registry/<dataset>/decisions/<utc>-<id>.json  every promotion decision, accepted or rejected, with its numbers
+
+The champion is the newest version. A promotion judged against version n creates version n + 1 with
+`ArtifactStore.create_exclusive`, so of two promotions judged against the same champion exactly one
+creates it; the other finds the name taken and is judged again against the new champion
+(cryptorl/promotion.py). The versions are the registry's truth and its append-only history;
+`champion.json` mirrors the newest one: every writer re-reads the newest version after writing it, so
+the last write always names the newest version. Decisions have unique names: appending one never races.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from cryptorl.config import (DataConfig, EnvConfig, FeatureConfig, MAEConfig, Profile, RegimeConfig, TrainConfig,
+                             WFOConfig)
+from cryptorl.errors import ArtifactNotFoundError, CheckpointError
+from cryptorl.storage import ArtifactRef, ArtifactStore
+
+SCHEMA = "cryptorl.champion/1"
+PREFIX = "registry"
+_VERSION_FILE = re.compile(r"^(\d{6})\.json$")
+_STAGES: dict[str, type] = {"data": DataConfig, "features": FeatureConfig, "wfo": WFOConfig, "regime": RegimeConfig,
+                            "mae": MAEConfig, "env": EnvConfig, "train": TrainConfig}
+
+
+@dataclass(frozen=True)
+class ModelRefs:
+    """Every stored artifact a model is made of, each with its sha256 (checked on every load)."""
+
+    split_features: ArtifactRef  # the segment span's scaled features (its first bar is where the HMM filter starts)
+    split_meta: ArtifactRef  # slices, and the train-fitted scaler the features must be scaled with
+    hmm_model: ArtifactRef
+    hmm_context: ArtifactRef
+    mae_checkpoint: ArtifactRef  # the frozen encoder
+    tqc_model: ArtifactRef  # the agent
+    audit_report: ArtifactRef
+
+    @property
+    def model_id(self) -> str:
+        """A short identity of the agent: the first 12 hex digits of its sha256."""
+        return self.tqc_model.sha256[:12]
+
+
+@dataclass(frozen=True)
+class ChampionRecord:
+    """One promotion: the model that became the champion and the numbers it was promoted on."""
+
+    version: int
+    dataset: str
+    promoted_at: pd.Timestamp  # UTC
+    decision: str  # id of the decision that promoted it (registry/<dataset>/decisions/)
+    segment: int
+    profile: Profile  # every stage config the networks were built with; profile.seed is the run's seed
+    verdict: str
+    test_sharpe: float  # net Sharpe at w_cost 1 with the real fee on its own test slice (re-scored)
+    test_first: pd.Timestamp  # its test slice: the first bar it never trained on ...
+    test_last: pd.Timestamp  # ... and the last one
+    data: ArtifactRef  # the data source it was trained on, with the sha256 it had then
+    refs: ModelRefs
+    replaces: int | None  # the version it replaced
+
+    @property
+    def seed(self) -> int:
+        return self.profile.seed
+
+    @property
+    def identity(self) -> str:
+        """E.g. 'btcusdt-1h v3 (model 1a2b3c4d5e6f)'."""
+        return f"{self.dataset} v{self.version} (model {self.refs.model_id})"
+
+    def age_hours(self, now: pd.Timestamp) -> float:
+        return (now - self.promoted_at) / pd.Timedelta(hours=1)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "version": self.version, "dataset": self.dataset,
+                "promoted_at": self.promoted_at.isoformat(), "decision": self.decision, "segment": self.segment,
+                "seed": self.seed, "profile": self.profile.name, "verdict": self.verdict,
+                "test_sharpe": self.test_sharpe, "test_slice": {"first": self.test_first.isoformat(),
+                                                                "last": self.test_last.isoformat()},
+                "data": _ref_json(self.data), "refs": {name: _ref_json(ref) for name, ref in vars(self.refs).items()},
+                "configs": {name: dataclasses.asdict(getattr(self.profile, name)) for name in _STAGES},
+                "replaces": self.replaces}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any], source: str) -> "ChampionRecord":
+        """Rebuild a record written by `to_json`; `source` names it in errors."""
+        try:
+            if value.get("schema") != SCHEMA:
+                raise ValueError(f"schema {value.get('schema')!r}, expected {SCHEMA!r}")
+            return cls(version=int(value["version"]), dataset=str(value["dataset"]),
+                       promoted_at=pd.Timestamp(value["promoted_at"]), decision=str(value["decision"]),
+                       segment=int(value["segment"]),
+                       profile=profile_from_json(value["profile"], int(value["seed"]), value["configs"]),
+                       verdict=str(value["verdict"]), test_sharpe=float(value["test_sharpe"]),
+                       test_first=pd.Timestamp(value["test_slice"]["first"]),
+                       test_last=pd.Timestamp(value["test_slice"]["last"]), data=ArtifactRef(**value["data"]),
+                       refs=ModelRefs(**{name: ArtifactRef(**ref) for name, ref in value["refs"].items()}),
+                       replaces=value["replaces"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"registry record {source} is malformed ({type(exc).__name__}: {exc}); it was not "
+                                  "written by this version of cryptorl: promote a new champion") from None
+
+
+def profile_from_json(name: str, seed: int, configs: dict[str, dict[str, Any]]) -> Profile:
+    """A Profile from stored stage configs (lists back to tuples; keys this code no longer has are dropped)."""
+    stages = {}
+    for stage, config_class in _STAGES.items():
+        known = {field.name for field in dataclasses.fields(config_class)}
+        stages[stage] = config_class(**{key: tuple(value) if isinstance(value, list) else value
+                                        for key, value in configs[stage].items() if key in known})
+    return Profile(name=name, seed=seed, **stages)
+
+
+def _ref_json(ref: ArtifactRef) -> dict[str, str]:
+    return {"uri": ref.uri, "sha256": ref.sha256}
+
+
+# -- addressing --------------------------------------------------------------------------------------------
+
+def version_key(dataset: str, version: int) -> str:
+    return f"{PREFIX}/{dataset}/versions/{version:06d}.json"
+
+
+def champion_key(dataset: str) -> str:
+    return f"{PREFIX}/{dataset}/champion.json"
+
+
+def decision_key(dataset: str, at: pd.Timestamp, decision_id: str) -> str:
+    """Named by time first, so a sorted listing is chronological; the id keeps names unique."""
+    return f"{PREFIX}/{dataset}/decisions/{at:%Y%m%dT%H%M%S%fZ}-{decision_id}.json"
+
+
+# -- reading -----------------------------------------------------------------------------------------------
+
+def version_numbers(store: ArtifactStore, dataset: str) -> list[int]:
+    """The promoted versions, oldest first (temporary files of a write in progress are not versions)."""
+    names = (key.rsplit("/", 1)[-1] for key in store.list(f"{PREFIX}/{dataset}/versions"))
+    return sorted(int(match[1]) for match in map(_VERSION_FILE.match, names) if match)
+
+
+def read_version(store: ArtifactStore, dataset: str, version: int) -> ChampionRecord:
+    key = version_key(dataset, version)
+    return ChampionRecord.from_json(store.read_json(key), store.uri(key))
+
+
+def current_champion(store: ArtifactStore, dataset: str) -> ChampionRecord | None:
+    """The newest version, or None before the first promotion."""
+    numbers = version_numbers(store, dataset)
+    return read_version(store, dataset, numbers[-1]) if numbers else None
+
+
+def require_champion(store: ArtifactStore, dataset: str) -> ChampionRecord:
+    champion = current_champion(store, dataset)
+    if champion is None:
+        raise ArtifactNotFoundError(f"no champion for data source {dataset!r} in {store.url} yet: run a segment on "
+                                    "this data (cryptorl run --data ...); a healthy audited agent promotes itself")
+    return champion
+
+
+def history(store: ArtifactStore, dataset: str) -> list[ChampionRecord]:
+    """Every promotion, oldest first."""
+    return [read_version(store, dataset, number) for number in version_numbers(store, dataset)]
+
+
+def decisions(store: ArtifactStore, dataset: str, last: int | None = None) -> list[dict[str, Any]]:
+    """The logged decisions, oldest first (only the `last` ones when given)."""
+    keys = store.list(f"{PREFIX}/{dataset}/decisions")
+    return [store.read_json(key) for key in (keys[-last:] if last else keys)]
+
+
+# -- writing -----------------------------------------------------------------------------------------------
+
+def create_version(store: ArtifactStore, record: ChampionRecord) -> bool:
+    """Create `record`'s version if nobody did; on success also point champion.json at the newest version.
+
+    False means another promotion created that version first: re-read the champion and judge again.
+    """
+    payload = json.dumps(record.to_json(), indent=2, sort_keys=True).encode()
+    if not store.create_exclusive(version_key(record.dataset, record.version), payload):
+        return False
+    _sync_champion_pointer(store, record.dataset)
+    return True
+
+
+def log_decision(store: ArtifactStore, dataset: str, at: pd.Timestamp, decision_id: str,
+                 decision: dict[str, Any]) -> ArtifactRef:
+    return store.write_json(decision_key(dataset, at, decision_id), decision)
+
+
+def _sync_champion_pointer(store: ArtifactStore, dataset: str) -> None:
+    """Write champion.json from the newest version until it stays the newest after the write."""
+    while True:
+        newest = version_numbers(store, dataset)[-1]
+        store.write_bytes(champion_key(dataset), store.read_bytes(version_key(dataset, newest)))
+        if version_numbers(store, dataset)[-1] == newest:
+            return
+
+
+# -- reporting ---------------------------------------------------------------------------------------------
+
+def champion_lines(store: ArtifactStore, dataset: str, now: pd.Timestamp, last_decisions: int = 10) -> list[str]:
+    """What `cryptorl champion` prints: the live model, the promotion history and the recent decisions."""
+    versions = history(store, dataset)
+    logged = decisions(store, dataset, last_decisions)
+    lines = [f"no champion for {dataset!r} in {store.url} yet"] if not versions else _record_lines(
+        versions[-1], store.url, now)
+    lines.append(f"history ({len(versions)} promotion{'s' * (len(versions) != 1)}):")
+    lines += [f"  v{r.version}  {_when(r.promoted_at)}  segment {r.segment}  seed {r.seed}  {r.profile.name}  "
+              f"Sharpe {r.test_sharpe:.3f}  model {r.refs.model_id}"
+              + (f"  replaced v{r.replaces}" if r.replaces else "  (first)") for r in versions]
+    lines.append(f"recent decisions ({len(logged)}):")
+    lines += [f"  {_when(pd.Timestamp(d['at']))}  {d['outcome']}  {d['reason']}" for d in logged]
+    return lines
+
+
+def _record_lines(record: ChampionRecord, store_url: str, now: pd.Timestamp) -> list[str]:
+    return [f"champion of {record.dataset!r} in {store_url}: {record.identity}",
+            f"  segment {record.segment} (test {_when(record.test_first)} .. {_when(record.test_last)}), seed "
+            f"{record.seed}, profile {record.profile.name}",
+            f"  verdict {record.verdict}, net test Sharpe {record.test_sharpe:.3f} at w_cost 1 (real fee "
+            f"{record.profile.env.fee:g})",
+            f"  promoted {_when(record.promoted_at)} ({record.age_hours(now):,.1f} h ago) by decision "
+            f"{record.decision}; data {record.data.uri} (sha256 {record.data.sha256[:12]} then)",
+            *(f"  {name}: {ref.uri}" for name, ref in vars(record.refs).items())]
+
+
+def _when(ts: pd.Timestamp) -> str:
+    return f"{ts.tz_convert('UTC'):%Y-%m-%d %H:%M} UTC"

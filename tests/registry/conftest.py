@@ -1,0 +1,111 @@
+"""Real tiny models for the registry, promotion and signal tests: three smoke agents trained once per session.
+
+Segments with 5-day test slices (a re-scoring backtest is 120 bars): segment 0 with seed 0, segment 1 with
+seeds 0 and 1, trained and audited by the library stages directly (no Prefect): 256 TQC steps, one short MAE
+epoch. Agents that small are collapsed or degenerate, so each also gets a copy of its real audit report with
+the verdict set to healthy and nothing else changed: the promotion rule's healthy branch, by construction.
+
+A registry lives in the store of the artifacts it points at, so each test copies the artifacts into a store
+of its own (`Trained.challengers`) and starts from an empty registry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from cryptorl import stages
+from cryptorl.audit.verdict import HEALTHY
+from cryptorl.config import DEFAULT_DATA_PATH, Profile, get_profile, with_overrides
+from cryptorl.data import load_ohlcv
+from cryptorl.promotion import Challenger
+from cryptorl.storage import ArtifactRef, ArtifactStore
+
+OVERRIDES = {"mae.max_epochs": "1", "mae.steps_per_epoch": "5", "train.total_timesteps": "256",
+             "train.checkpoints": "1", "train.eval_steps": "16", "wfo.test": "5D", "wfo.step": "5D"}
+DATA_END = pd.Timestamp("2018-08-19", tz="UTC")  # segment 1's test slice ends 2018-08-16 07:00: ~3 later days
+RUNS = ((0, 0), (1, 0), (1, 1))  # (segment, seed)
+
+
+@dataclass(frozen=True)
+class Trained:
+    root: Path
+    store_url: str  # where the agents were trained
+    data: str  # the data file: the bundled bars up to DATA_END
+    profile: Profile
+    ohlcv: pd.DataFrame
+    real: dict[tuple[int, int], Challenger]  # (segment, seed) -> with its real audit verdict
+    healthy: dict[tuple[int, int], Challenger]  # ... with a copy of that report saying healthy
+
+    def challengers(self, store_url: str, dataset: str = "btcusdt-1h",
+                    healthy: bool = True) -> dict[tuple[int, int], Challenger]:
+        """The challengers with every artifact copied into `store_url` and the data copied to `<dataset>.parquet`."""
+        data = self.root / "data" / f"{dataset}.parquet"
+        data.parent.mkdir(exist_ok=True)
+        shutil.copyfile(self.data, data)
+        source, target = ArtifactStore(self.store_url), ArtifactStore(store_url)
+        return {run: dataclasses.replace(_copied(challenger, source, target), data=stages.source_ref(str(data)))
+                for run, challenger in (self.healthy if healthy else self.real).items()}
+
+
+def _copied(value: Any, source: ArtifactStore, target: ArtifactStore) -> Any:
+    """`value` with every ArtifactRef in it (nested dataclasses too) copied from `source` into `target`."""
+    if isinstance(value, ArtifactRef) and value.uri.startswith(source.url):
+        return target.write_bytes(source.key_of(value), source.read_bytes(value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, (type, Profile)):
+        return dataclasses.replace(value, **{f.name: _copied(getattr(value, f.name), source, target)
+                                             for f in dataclasses.fields(value)})
+    return value
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Trained:
+    root = tmp_path_factory.mktemp("registry")
+    frame = pd.read_parquet(DEFAULT_DATA_PATH)
+    data = str(root / "BTCUSDT-1h.parquet")
+    frame[frame["timestamp"] < DATA_END].to_parquet(data, index=False)
+    profile = with_overrides(get_profile("smoke"), OVERRIDES)
+    store = ArtifactStore(f"file://{root / 'store'}")
+    source = stages.source_ref(data)
+    real, healthy = {}, {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CRYPTORL_WORK_DIR", str(root / "work"))
+        for segment, seed in RUNS:
+            split = stages.split_segment(store, source, segment, profile.data, profile.features, profile.wfo)
+            regime = stages.fit_hmm(store, split, profile.regime, seed)
+            mae = stages.pretrain_mae(store, split, profile.mae, seed)
+            tqc = stages.train_tqc(store, split, regime, mae, profile.mae, profile.train, profile.env, seed,
+                                   progress=False)
+            audit = stages.audit_segment(store, split, regime, mae, tqc, profile.mae, profile.train, profile.env,
+                                         seed)
+            real[segment, seed] = Challenger(source, profile, seed, split, regime, mae, tqc, audit)
+            report = store.read_json(audit.report) | {"verdict": HEALTHY}
+            healthy[segment, seed] = dataclasses.replace(real[segment, seed], audit=dataclasses.replace(
+                audit, verdict=HEALTHY, report=store.write_json(f"healthy/{segment}-{seed}/report.json", report)))
+    return Trained(root, store.url, data, profile, load_ohlcv(data), real, healthy)
+
+
+@pytest.fixture
+def s3_store(monkeypatch):
+    """A store in a bucket of moto's S3 server on 127.0.0.1 (no network)."""
+    import boto3
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for key, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    s3fs.S3FileSystem.clear_instance_cache()  # an instance cached by an earlier test talks to another endpoint
+    boto3.client("s3").create_bucket(Bucket="registry")
+    yield "s3://registry/store"
+    server.stop()
+    s3fs.S3FileSystem.clear_instance_cache()

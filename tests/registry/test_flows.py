@@ -1,0 +1,87 @@
+"""The `promote` task and the `signal` flow under Prefect: artifacts read back through the client, events emitted."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+DATASET = "btcusdt-1h"
+HOURS_IN_A_CENTURY = 24 * 365 * 100  # a staleness limit that reads the 2018 test data
+
+
+@pytest.fixture(scope="module")
+def promoted(prefect_harness, trained, tmp_path_factory):
+    """Two promotions of one challenger in flow runs: v1 accepted, then rejected (already the champion)."""
+    from prefect import flow
+
+    from tasks.promote import promote
+
+    @flow(name="promote-in-a-test", validate_parameters=False)
+    def promote_flow(store_url: str, challengers: list):
+        return promote(store_url, challengers)
+
+    store_url = f"file://{tmp_path_factory.mktemp('prefect-registry')}"
+    challenger = trained.challengers(store_url)[1, 0]
+    runs = [promote_flow(store_url, [challenger], return_state=True) for _ in range(2)]
+    return store_url, challenger, [(run.state_details.flow_run_id, run.result()) for run in runs]
+
+
+def read_events(name: str) -> list:
+    """Events named `name` about the registry, once the process's events worker has delivered them."""
+    from prefect import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all()
+    event_filter = EventFilter(event=EventNameFilter(name=[name]),
+                               resource=EventResourceFilter(id=[f"cryptorl.registry.{DATASET}"]))
+    with get_client(sync_client=True) as client:
+        for _ in range(40):  # the server persists events asynchronously
+            events = client.read_events(filter=event_filter, limit=50).events
+            if events:
+                return events
+            time.sleep(0.25)
+    return []
+
+
+def test_the_promotion_artifact_says_which_way_and_why(promoted):
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    _, _, [(accepted_run, accepted), (rejected_run, rejected)] = promoted
+    with get_client(sync_client=True) as client:
+        artifacts = {a.flow_run_id: a for a in client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["promotion"])))}
+    first, second = artifacts[accepted_run], artifacts[rejected_run]
+    assert first.type == "markdown" and first.data.startswith("# Promotion ACCEPTED: btcusdt-1h, champion v1\n")
+    assert accepted.reason in first.data and f"| challenger | 1 | 0 | healthy | {accepted.challenger.sharpe:.3f} |" \
+        in first.data
+    assert second.data.startswith("# Promotion REJECTED: btcusdt-1h, champion v1\n")
+    assert "it is already the champion (v1)" in second.data and "| champion v1 (smoke), promoted " in second.data
+
+
+def test_each_decision_emits_its_event_with_the_numbers(promoted):
+    _, _, [(accepted_run, accepted), (rejected_run, rejected)] = promoted
+    [accepted_event] = [e for e in read_events("cryptorl.promotion.accepted") if e.payload["id"] == accepted.id]
+    assert accepted_event.payload["version"] == 1 and accepted_event.payload["outcome"] == "accepted"
+    assert accepted_event.payload["challenger"]["sharpe"] == accepted.challenger.sharpe
+    assert str(accepted_run) in {resource.id.rsplit(".", 1)[-1] for resource in accepted_event.related}
+    [rejected_event] = [e for e in read_events("cryptorl.promotion.rejected") if e.payload["id"] == rejected.id]
+    assert rejected_event.payload["reason"] == rejected.reason and rejected_event.payload["champion"]["version"] == 1
+
+
+def test_the_signal_flow_returns_the_signal_and_shows_it(promoted):
+    from prefect.artifacts import Artifact
+
+    from flows.signal import signal
+
+    store_url, challenger, _ = promoted
+    state = signal(data=challenger.data.uri, storage=store_url, max_staleness_hours=HOURS_IN_A_CENTURY,
+                   return_state=True)
+    result = state.result()
+    assert result["bar"] == "2018-08-18T23:00:00+00:00" and result["champion"].startswith("btcusdt-1h v1 (model ")
+    artifact = Artifact.get("signal")
+    assert artifact.flow_run_id == state.state_details.flow_run_id
+    assert artifact.data.startswith(f"# Signal btcusdt-1h: {result['position']:+.4f}\n")
+    assert "| bar | 2018-08-18 23:00 UTC (closed " in artifact.data and "| p_state_0 | " in artifact.data

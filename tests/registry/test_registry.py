@@ -1,0 +1,79 @@
+"""cryptorl/registry.py: records that round-trip, append-only versions, the champion pointer, the decision log."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pandas as pd
+import pytest
+
+from cryptorl import registry
+from cryptorl.errors import ArtifactNotFoundError, CheckpointError
+from cryptorl.registry import ChampionRecord
+from cryptorl.storage import ArtifactStore
+
+PROMOTED_AT = pd.Timestamp("2026-01-05 02:00", tz="UTC")
+
+
+@pytest.fixture
+def store_and_challenger(trained, tmp_path):
+    url = f"file://{tmp_path}"
+    return ArtifactStore(url), trained.challengers(url)[1, 0]
+
+
+def record_of(challenger, version: int, sharpe: float = 0.5) -> ChampionRecord:
+    return ChampionRecord(version=version, dataset="btcusdt-1h", promoted_at=PROMOTED_AT + pd.Timedelta(hours=version),
+                          decision=f"decision{version}", segment=1,
+                          profile=dataclasses.replace(challenger.profile, seed=challenger.seed), verdict="healthy",
+                          test_sharpe=sharpe, test_first=pd.Timestamp("2018-08-11 08:00", tz="UTC"),
+                          test_last=pd.Timestamp("2018-08-16 07:00", tz="UTC"), data=challenger.data,
+                          refs=challenger.refs, replaces=version - 1 or None)
+
+
+def test_a_record_holds_every_ref_with_its_hash_and_the_full_configs(store_and_challenger):
+    store, challenger = store_and_challenger
+    record = record_of(challenger, 1)
+    stored = json.loads(json.dumps(record.to_json()))  # as it lies in the store
+    assert set(stored["refs"]) == {"split_features", "split_meta", "hmm_model", "hmm_context", "mae_checkpoint",
+                                   "tqc_model", "audit_report"}
+    assert stored["refs"]["tqc_model"] == {"uri": challenger.tqc.model.uri, "sha256": challenger.tqc.model.sha256}
+    assert stored["configs"]["train"]["net_arch"] == [64, 64] and stored["configs"]["mae"]["d_model"] == 32
+    assert stored["promoted_at"] == "2026-01-05T03:00:00+00:00" and stored["data"]["sha256"] == challenger.data.sha256
+    assert ChampionRecord.from_json(stored, "v1") == record
+    assert record.identity == f"btcusdt-1h v1 (model {challenger.tqc.model.sha256[:12]})"
+
+
+def test_a_stored_config_key_this_code_no_longer_knows_is_dropped_a_broken_record_is_one_line(store_and_challenger):
+    _, challenger = store_and_challenger
+    stored = record_of(challenger, 1).to_json()
+    stored["configs"]["train"]["retired_option"] = 3
+    assert ChampionRecord.from_json(stored, "v1").profile.train == challenger.profile.train
+    del stored["refs"]
+    with pytest.raises(CheckpointError, match=r"^registry record v1 is malformed \(KeyError: 'refs'\)"):
+        ChampionRecord.from_json(stored, "v1")
+
+
+def test_a_version_is_created_once_and_the_champion_is_the_newest(store_and_challenger):
+    store, challenger = store_and_challenger
+    with pytest.raises(ArtifactNotFoundError, match=r"no champion for data source 'btcusdt-1h' in file://\S+ yet"):
+        registry.require_champion(store, "btcusdt-1h")
+    assert registry.create_version(store, record_of(challenger, 1))
+    assert not registry.create_version(store, record_of(challenger, 1, sharpe=9.0))  # the version is taken
+    assert registry.current_champion(store, "btcusdt-1h").test_sharpe == 0.5
+    store.write_bytes("registry/btcusdt-1h/versions/.000002.json.x1.tmp", b"{")  # a write in progress
+    assert registry.version_numbers(store, "btcusdt-1h") == [1]
+    assert registry.create_version(store, record_of(challenger, 2, sharpe=0.7))
+    assert [r.version for r in registry.history(store, "btcusdt-1h")] == [1, 2]
+    assert registry.require_champion(store, "btcusdt-1h").version == 2
+    assert store.read_bytes(registry.champion_key("btcusdt-1h")) == store.read_bytes(
+        registry.version_key("btcusdt-1h", 2))  # the pointer is the newest version's record
+
+
+def test_decisions_are_logged_in_time_order(store_and_challenger):
+    store, _ = store_and_challenger
+    for hour, outcome in ((3, "rejected"), (1, "accepted"), (2, "rejected")):
+        at = PROMOTED_AT + pd.Timedelta(hours=hour)
+        registry.log_decision(store, "btcusdt-1h", at, f"id{hour}", {"at": at.isoformat(), "outcome": outcome})
+    assert [d["outcome"] for d in registry.decisions(store, "btcusdt-1h")] == ["accepted", "rejected", "rejected"]
+    assert [d["at"][11:13] for d in registry.decisions(store, "btcusdt-1h", last=2)] == ["04", "05"]
