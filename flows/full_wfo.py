@@ -4,6 +4,10 @@
                    ├─ wfo-segment 1 ─┼─ summarize (markdown artifact `wfo-summary`)
                    └─ ...           ─┘
 
+The summary (cryptorl/evaluation) has one row per segment and seed, the trained agent's spread across
+seeds, and the segments' test slices stitched into one out-of-sample series per policy with bootstrap
+intervals and the deflated Sharpe ratio; it is also stored under `wfo/<fingerprint>/` in the artifact store.
+
 Locally every segment is a subflow in its own process (`ProcessPoolTaskRunner`): training seeds the
 process-global RNGs, so two segments sharing a process would not be reproducible. With
 `via_deployments` every segment is a run of the `wfo-segment` deployment instead, so N workers train N
@@ -17,9 +21,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -32,10 +35,11 @@ from prefect.deployments import run_deployment
 from prefect.settings import get_current_settings
 from prefect.task_runners import ProcessPoolTaskRunner
 
-from cryptorl.audit.report import HEADLINE_W_COST, headline_rows
 from cryptorl.config import DEFAULT_DATA_PATH, get_profile, with_overrides
 from cryptorl.data import load_ohlcv
 from cryptorl.errors import ConfigError
+from cryptorl.evaluation.publish import publish_summary, summary_store
+from cryptorl.evaluation.summary import run_rows, summarize_walk_forward
 from cryptorl.storage import ArtifactStore, read_url
 from cryptorl.study import parse_seeds
 from cryptorl.wfo import make_segments
@@ -47,7 +51,6 @@ SUMMARY_KEY = "wfo-summary"
 LOCAL_PROCESSES = get_current_settings().tasks.runner.process_pool_max_workers or os.cpu_count() or 1
 THREADS_PER_PROCESS = max(1, (os.cpu_count() or 1) // LOCAL_PROCESSES)
 POLL_SECONDS = 5.0  # how often the parent asks the server about the segment runs it submitted
-NOT_AVAILABLE = "n/a"
 _RANGE = re.compile(r"^(\d+)-(\d+)$")
 
 
@@ -58,18 +61,6 @@ class SegmentOutcome:
     segment: int
     flow_run_id: UUID
     state: str  # final state name: Completed, Failed, Crashed, Cancelled
-
-
-@dataclass(frozen=True)
-class SegmentSummary:
-    """One row of the summary, read from the segment's audit report (`n/a` where there is none)."""
-
-    segment: int
-    state: str
-    flow_run_id: UUID
-    verdict: str = NOT_AVAILABLE
-    report_uri: str | None = None
-    sharpe: dict[str, float] = field(default_factory=dict)  # policy label -> test Sharpe
 
 
 def select_segments(spec: str | int | list[int], available: int) -> list[int]:
@@ -179,72 +170,25 @@ def read_audit_reports(outcome: SegmentOutcome) -> list[tuple[dict[str, Any], st
     return sorted(((json.loads(read_url(uri)), uri) for uri in uris), key=lambda pair: pair[0].get("seed", 0))
 
 
-def segment_summaries(outcome: SegmentOutcome) -> list[SegmentSummary]:
-    """One row per seed of a segment run (one `n/a` row when it has no audit)."""
-    reports = read_audit_reports(outcome)
-    if not reports:
-        return [SegmentSummary(outcome.segment, outcome.state, outcome.flow_run_id)]
-    return [SegmentSummary(outcome.segment, outcome.state, outcome.flow_run_id,
-                           verdict=str(report.get("verdict", NOT_AVAILABLE)), report_uri=uri,
-                           sharpe=sharpe_by_policy(report.get("metrics", [])))
-            for report, uri in reports]
-
-
-def sharpe_by_policy(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Test Sharpe per policy at the audit's headline w_cost (the real fee)."""
-    return {str(row["policy"]): float(row["sharpe"]) for row in (headline_rows(rows) if rows else [])
-            if isinstance(row.get("sharpe"), (int, float))}
-
-
-def summary_markdown(rows: list[SegmentSummary], profile: str, ui_url: str | None = None) -> str:
-    """Per-segment verdicts and Sharpe ratios, their mean and dispersion, and links to every report."""
-    labels = list(dict.fromkeys(label for row in rows for label in row.sharpe))
-    verdicts = [row.verdict for row in rows]
-    table = [_row(["segment", "run", "verdict", *(f"Sharpe {label}" for label in labels), "report"]),
-             _row(["---"] * (len(labels) + 4))]
-    for row in rows:
-        run = f"[{row.state}]({ui_url}/runs/flow-run/{row.flow_run_id})" if ui_url else row.state
-        report = f"[report.json]({row.report_uri})" if row.report_uri else NOT_AVAILABLE
-        table.append(_row([str(row.segment), run, row.verdict, *(_number(row.sharpe.get(lb)) for lb in labels),
-                           report]))
-    values = [[row.sharpe[label] for row in rows if label in row.sharpe] for label in labels]
-    table.append(_row(["**mean**", "", "", *(_number(statistics.fmean(v) if v else None) for v in values), ""]))
-    table.append(_row(["**std**", "", "", *(_number(statistics.stdev(v) if len(v) > 1 else None) for v in values),
-                       ""]))
-    header = [f"# Walk-forward summary: {len(rows)} segments, profile {profile}", "",
-              f"Test-slice Sharpe ratios at w_cost = {HEADLINE_W_COST:g} (the real fee).", "",
-              "Verdicts: " + ", ".join(f"{v} {verdicts.count(v)}" for v in dict.fromkeys(verdicts)), ""]
-    return "\n".join(header + table + [""] + _versus_buy_and_hold(rows, labels))
-
-
-def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _versus_buy_and_hold(rows: list[SegmentSummary], labels: list[str]) -> list[str]:
-    """One line per policy: in how many segments its Sharpe beats buy & hold's."""
-    benchmark = next((label for label in labels if re.search(r"buy.*hold", label, re.IGNORECASE)), None)
-    if benchmark is None:
-        return [f"Sharpe vs buy & hold: {NOT_AVAILABLE} (no buy & hold row in the audit reports)"]
-    lines = []
-    for label in (label for label in labels if label != benchmark):
-        pairs = [(row.sharpe[label], row.sharpe[benchmark]) for row in rows
-                 if label in row.sharpe and benchmark in row.sharpe]
-        wins = sum(policy > hold for policy, hold in pairs)
-        lines.append(f"- {label} beats {benchmark} (test Sharpe) in {wins} of {len(pairs)} segments")
-    return lines
-
-
-def _number(value: float | None) -> str:
-    return NOT_AVAILABLE if value is None else f"{value:.2f}"
+def run_url(outcome: SegmentOutcome) -> str | None:
+    """The segment run's page in the Prefect UI, when the UI's URL is known."""
+    ui_url = get_current_settings().ui_url
+    return f"{ui_url}/runs/flow-run/{outcome.flow_run_id}" if ui_url else None
 
 
 @task(cache_policy=NO_CACHE)
-def summarize(outcomes: list[SegmentOutcome], profile: str) -> str:
-    """The cross-segment summary as the markdown artifact `wfo-summary`."""
-    markdown = summary_markdown([row for o in outcomes for row in segment_summaries(o)], profile, get_current_settings().ui_url)
-    create_markdown_artifact(markdown, key=SUMMARY_KEY, description="Walk-forward verdicts and Sharpe per segment")
-    return markdown
+def summarize(outcomes: list[SegmentOutcome], profile: str, storage: str | None, bar: str) -> str:
+    """The walk-forward summary (cryptorl/evaluation): stored under `wfo/<fingerprint>/`, shown as `wfo-summary`."""
+    per_run = [read_audit_reports(outcome) for outcome in outcomes]  # each run's reports, one per seed
+    runs = [row for outcome, found in zip(outcomes, per_run)
+            for row in run_rows(outcome.segment, outcome.state, run_url(outcome), found)]
+    reports = [report for found in per_run for report in found]
+    summary, stitched = summarize_walk_forward(runs, reports, profile, bar)
+    published = publish_summary(summary_store(storage, reports), summary, stitched)
+    create_markdown_artifact(published.markdown, key=SUMMARY_KEY,
+                             description=f"Walk-forward runs, stitched out-of-sample series, bootstrap intervals "
+                                         f"and DSR; JSON: {published.refs['summary.json'].uri}")
+    return published.markdown
 
 
 @flow(name="full-wfo", log_prints=True, task_runner=local_task_runner())
@@ -266,6 +210,6 @@ def full_wfo(segments: str | list[int] = "all", profile: str | None = None, time
     params = {"profile": profile, "timesteps": timesteps, "data": data, "storage": storage, "clean": clean,
               "overrides": overrides, "seeds": seeds}
     outcomes = run_segments({f"segment-{n}": {**params, "segment": n} for n in numbers}, via_deployments)
-    summarize(outcomes, profile)
+    summarize(outcomes, profile, storage, with_overrides(get_profile(profile), overrides or {}).data.bar)
     check_all_completed(outcomes)
     return outcomes

@@ -75,17 +75,18 @@ def wfo_segment(segment: int = 0, profile: str | None = None, data: str | None =
 
     split = split_segment.with_options(**options)(store.url, data_ref, segment, config.data, config.features,
                                                   config.wfo)
-    runs = [seed_run(store, options, split, config, seed, policy) for seed in seed_list]
+    provenance = stages.provenance(data_ref, config)
+    runs = [seed_run(store, options, split, config, seed, policy, provenance) for seed in seed_list]
     return SegmentRun(segment, config.name, store.url, split, runs)
 
 
 def seed_run(store: ArtifactStore, options: dict, split: stages.SegmentArtifacts, config: Profile, seed: int,
-             policy: str) -> SeedRun:
+             policy: str, provenance: stages.Provenance) -> SeedRun:
     """The per-seed part of the DAG: HMM and MAE on the split, then the agent, its audit and its artifacts."""
     regime = fit_hmm.with_options(**options)(store.url, split, config.regime, seed)
     mae = pretrain_mae.with_options(**options)(store.url, split, config.mae, seed)
     tqc = train_tqc.with_options(**options)(store.url, split, regime, mae, config.mae, config.train, config.env, seed)
     report = audit.with_options(**options)(store.url, split, regime, mae, tqc, config.mae, config.train, config.env,
-                                           seed, policy)
+                                           seed, policy, provenance)
     publish_audit(store.url, report)
     return SeedRun(seed, regime, mae, tqc, report)

@@ -11,10 +11,14 @@ from tasks.caching import content_cache_key
 @task(cache_key_fn=content_cache_key(*stages.audit.CODE_MODULES), persist_result=True)
 def audit(store_url: str, split: stages.SegmentArtifacts, regime: stages.RegimeArtifacts, mae: stages.MAEArtifacts,
           tqc: stages.TQCArtifacts, mae_config: MAEConfig, train_config: TrainConfig, env_config: EnvConfig,
-          seed: int, policy: str = "trained") -> stages.AuditArtifacts:
-    """Backtest + policy-collapse diagnostics on the test slice, and the verdict."""
+          seed: int, policy: str = "trained", provenance: stages.Provenance | None = None) -> stages.AuditArtifacts:
+    """Backtest + policy-collapse diagnostics on the test slice, and the verdict; records the trained agent's trial.
+
+    `provenance` counts in the cache key by content (the data's sha256, not its path), so an audit served from
+    the cache was recorded when it ran.
+    """
     return stages.audit_segment(ArtifactStore(store_url), split, regime, mae, tqc, mae_config, train_config,
-                                env_config, seed, policy)
+                                env_config, seed, policy, provenance)
 
 
 @task

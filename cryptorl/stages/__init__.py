@@ -6,13 +6,21 @@ its work with the library, writes its outputs through `ArtifactStore` under a co
 exactly one of these each; nothing here knows about Prefect.
 """
 
+from cryptorl.config import Profile
+from cryptorl.evaluation.trials import Provenance
+from cryptorl.hashing import code_version, fingerprint
+from cryptorl.storage import ArtifactRef
 from cryptorl.stages.audit import AuditArtifacts, audit_segment
 from cryptorl.stages.hmm import RegimeArtifacts, fit_hmm, load_regime_context
 from cryptorl.stages.mae import MAEArtifacts, load_segment_encoder, pretrain_mae
 from cryptorl.stages.tqc import TQCArtifacts, train_tqc
 from cryptorl.stages.split import SegmentArtifacts, SegmentData, load_segment, source_ref, split_segment
+from cryptorl.stages import audit, hmm, mae, split, tqc  # each stage module's CODE_MODULES
 
 __all__ = [
+    "configuration_fingerprint",
+    "provenance",
+    "Provenance",
     "AuditArtifacts",
     "audit_segment",
     "TQCArtifacts",
@@ -29,3 +37,18 @@ __all__ = [
     "source_ref",
     "split_segment",
 ]
+
+
+def configuration_fingerprint(profile: Profile) -> str:
+    """The identity of what a run tries, for its trial record: every stage config and the code every stage runs.
+
+    Not the seed (a configuration's seeds are its trials) and not the profile's name (display only).
+    """
+    modules = sorted({module for stage in (split, hmm, mae, tqc, audit) for module in stage.CODE_MODULES})
+    return fingerprint(profile.data, profile.features, profile.wfo, profile.regime, profile.mae, profile.env,
+                       profile.train, code_version(*modules))
+
+
+def provenance(data: ArtifactRef, profile: Profile) -> Provenance:
+    """What a segment run's trials are filed under: its data source and its configuration."""
+    return Provenance(data, configuration_fingerprint(profile), profile.name)

@@ -1,7 +1,10 @@
 """Stage `audit`: backtest the agent and its baselines on the test slice, diagnose collapse, judge.
 
 Stored under `segments/<n>/audit/<fingerprint>/`: `report.json` (see cryptorl/audit/report.py),
-`report.md` (what the Prefect UI shows, every plot embedded inline) and `plots/*.png`.
+`report.md` (what the Prefect UI shows, every plot embedded inline), `plots/*.png` and `series.parquet`
+(per-bar positions and net returns of every policy at the real fee, cryptorl/evaluation/series.py). An audit
+of the trained agent with a `Provenance` also records its trial (`trials/<dataset>/<key>.json`,
+cryptorl/evaluation/trials.py) for the walk-forward's deflated Sharpe ratio.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from cryptorl.audit.probe import fit_probe, score_probe
 from cryptorl.audit.report import HEADLINE_W_COST, SCHEMA_VERSION, policies_by_w_cost, render_markdown
 from cryptorl.config import EnvConfig, MAEConfig, TrainConfig
 from cryptorl.envs import MARKET, MarketData, resolve_reward_scale
+from cryptorl.evaluation.series import audit_series
+from cryptorl.evaluation.trials import Provenance, Trial, record_trial, trial_key
 from cryptorl.hashing import code_version, fingerprint
 from cryptorl.models import CryptoMAE, attach_encoder_cache
 from cryptorl.seeding import seed_everything
@@ -33,7 +38,8 @@ from cryptorl.stages.tqc import TQCArtifacts, segment_market
 from cryptorl.storage import ArtifactRef, ArtifactStore
 from cryptorl.training.tqc import encoder_cache_for, load_trained_model
 
-CODE_MODULES = ("audit", "stages/audit.py", "envs", "training/tqc.py", "training/critic.py", "models/rl_adapter.py")
+CODE_MODULES = ("audit", "stages/audit.py", "envs", "training/tqc.py", "training/critic.py", "models/rl_adapter.py",
+                "evaluation/series.py", "evaluation/trials.py")
 BASELINES = ("buy_and_hold", "flat", "momentum", "probe", "best_constant")
 
 
@@ -43,12 +49,17 @@ class AuditArtifacts:
     verdict: str
     report: ArtifactRef
     markdown: ArtifactRef
+    series: ArtifactRef
 
 
 def audit_segment(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeArtifacts, mae: MAEArtifacts,
                   tqc: TQCArtifacts, mae_config: MAEConfig, train_config: TrainConfig, env_config: EnvConfig,
-                  seed: int, policy: str = "trained") -> AuditArtifacts:
-    """Audit `policy` (the trained agent by default, or any baseline spec) on the segment's test slice."""
+                  seed: int, policy: str = "trained", provenance: Provenance | None = None) -> AuditArtifacts:
+    """Audit `policy` (the trained agent by default, or any baseline spec) on the segment's test slice.
+
+    `provenance` (the data source and the configuration) goes into the report; with it, an audit of the
+    trained agent records its trial.
+    """
     seed_everything(seed)
     segment = load_segment(store, split)
     encoder = load_segment_encoder(mae, mae_config)
@@ -76,8 +87,14 @@ def audit_segment(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeA
     rows = metrics_table(results)
     figures = render_plots(results, rows, policy, state_positions, diagnostics,
                            segment.frame["close"].to_numpy()[trained.bars])
+    series = store.write_frame(f"{prefix}/series.parquet", audit_series(results, HEADLINE_W_COST))
+    trial = None if provenance is None or policy != "trained" else Trial.of(
+        key[:16], provenance, seed, split.segment, trained.runs[HEADLINE_W_COST].net_returns, HEADLINE_W_COST,
+        env_config.fee, trained.bars_per_year, store.uri(f"{prefix}/report.json"))
     report = {
-        "schema_version": SCHEMA_VERSION, "segment": split.segment, "policy": policy,
+        "schema_version": SCHEMA_VERSION, "segment": split.segment, "policy": policy, "seed": seed,
+        "store": store.url, "fee": env_config.fee, "series": series.uri, **provenance_fields(segment.meta, provenance),
+        "trial": None if trial is None else store.uri(trial_key(trial.dataset, trial.key)),
         "verdict": verdict.verdict, "reasons": verdict.reasons, "checks": verdict.checks,
         "test_slice": segment.meta["slices"]["test"], "w_costs": list(AUDIT_W_COSTS),
         "policies": policies_by_w_cost(rows), "metrics": rows,
@@ -91,8 +108,20 @@ def audit_segment(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeA
                   "mae_checkpoint": mae.checkpoint.uri, "mae_tensorboard": mae.tensorboard},
     }
     markdown = render_markdown(report, embed_plots(figures))
-    return AuditArtifacts(split.segment, verdict.verdict, store.write_json(f"{prefix}/report.json", report),
-                          store.write_bytes(f"{prefix}/report.md", markdown.encode()))
+    artifacts = AuditArtifacts(split.segment, verdict.verdict, store.write_json(f"{prefix}/report.json", report),
+                               store.write_bytes(f"{prefix}/report.md", markdown.encode()), series)
+    if trial is not None:
+        record_trial(store, trial)  # after the report it points at
+    return artifacts
+
+
+def provenance_fields(split_meta: dict, provenance: Provenance | None) -> dict:
+    """The report's `data` (sha256 from the split; source and dataset name when known), `configuration`, `profile`."""
+    if provenance is None:
+        return {"data": {"sha256": split_meta["data_sha256"]}, "configuration": None, "profile": None}
+    return {"data": {"sha256": split_meta["data_sha256"], "source": provenance.data.uri,
+                     "dataset": provenance.dataset},
+            "configuration": provenance.configuration, "profile": provenance.profile}
 
 
 def load_agent(store: ArtifactStore, tqc: TQCArtifacts, encoder: CryptoMAE, market: MarketData) -> TQC:

@@ -64,7 +64,8 @@ def test_stitched_rows_have_intervals_wins_and_the_dsr(summarized):
                                                                          metrics.turnover)
     assert rows["buy_and_hold"].versus_buy_and_hold is None and rows["buy_and_hold"].deflated is None
     versus = rows["trained seed 0"].versus_buy_and_hold
-    assert versus.estimate == pytest.approx(rows["trained seed 0"].sharpe.estimate - rows["buy_and_hold"].sharpe.estimate)
+    trained, hold = rows["trained seed 0"].sharpe.estimate, rows["buy_and_hold"].sharpe.estimate
+    assert versus.estimate == pytest.approx(trained - hold)
     assert versus.low < versus.estimate < versus.high and 0 <= rows["trained seed 0"].beats_buy_and_hold <= 2
     deflated = rows["trained seed 0"].deflated
     assert (deflated.n_trials, summary.stitched.n_trials) == (2, 2)  # one configuration x 2 seeds
@@ -107,7 +108,8 @@ def test_runs_table_shows_every_seed_the_mean_dispersion_and_buy_and_hold_wins()
     markdown = summary_markdown(summary)
     assert "# Walk-forward summary: 2 segments x 2 seeds, profile smoke" in markdown
     assert "Verdicts: ok 1, collapsed 1, n/a 1" in markdown
-    assert "| 0 | 1 | [Completed](http://ui/0) | collapsed | 0.00 | 0.50 | [report.json](s3://b/1/report.json) |" in markdown
+    assert ("| 0 | 1 | [Completed](http://ui/0) | collapsed | 0.00 | 0.50 | [report.json](s3://b/1/report.json) |"
+            in markdown)
     assert "| **mean** |  |  |  | 0.50 | 0.50 |  |" in markdown and "| **std** |  |  |  | 0.71 | 0.00 |  |" in markdown
     assert "- trained beats buy_and_hold (test Sharpe) in 1 of 2 runs" in markdown
     assert "| 1 | n/a | [Failed](http://ui/1) | n/a | n/a | n/a | n/a |" in markdown

@@ -1,19 +1,22 @@
-"""full-wfo locally (segments as parallel subflows, the `wfo-summary` artifact) and retrain-latest on its cache."""
+"""full-wfo locally (segments x 2 seeds as parallel subflows, the `wfo-summary` artifact with the stitched
+out-of-sample series) and retrain-latest on its cache."""
 
 from __future__ import annotations
 
-from uuid import uuid4
+import json
+import re
 
 import pytest
 
 from cryptorl.errors import ConfigError
-from cryptorl.storage import ArtifactStore
-from flows.full_wfo import SegmentSummary, select_segments, sharpe_by_policy, summary_markdown
+from cryptorl.storage import ArtifactStore, read_url
+from flows.full_wfo import select_segments
 from tests.flows.prefect_helpers import subflow_runs, task_states
 
 TIMESTEPS = 256
 OVERRIDES = {"mae.max_epochs": "1"}  # the orchestration is under test here, not learning
 STAGES = ("split_segment", "fit_hmm", "pretrain_mae", "train_tqc", "audit")
+SEEDS = "0,1"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def run_params(data_2018, tmp_path_factory) -> dict:
 def full_run(prefect_harness, run_params):
     from flows.full_wfo import full_wfo
 
-    state = full_wfo(segments="all", **run_params, return_state=True)
+    state = full_wfo(segments="all", seeds=SEEDS, **run_params, return_state=True)
     return state.state_details.flow_run_id, state.result()
 
 
@@ -51,15 +54,53 @@ def test_segments_run_in_parallel(full_run):
     assert first.start_time < second.end_time and second.start_time < first.end_time  # the runs overlap
 
 
-def test_summary_artifact_lists_every_segment(full_run):
+def test_summary_artifact_lists_every_segment_and_seed(full_run):
     from prefect.artifacts import Artifact
 
     flow_run_id, _ = full_run
     artifact = Artifact.get("wfo-summary")
     assert artifact is not None and artifact.type == "markdown" and artifact.flow_run_id == flow_run_id
     rows = [line for line in artifact.data.splitlines() if line.startswith(("| 0 |", "| 1 |"))]
-    assert len(rows) == 2 and all("Completed" in row and "[report.json](file://" in row for row in rows)
-    assert "n/a 2" not in artifact.data  # the verdicts come from the audit reports
+    assert [row.split(" | ")[:2] for row in rows] == [["| 0", "0"], ["| 0", "1"], ["| 1", "0"], ["| 1", "1"]]
+    assert all("Completed" in row and "[report.json](file://" in row for row in rows)
+    assert "n/a" not in artifact.data.split("## Trained agent across seeds")[0]  # verdicts from the audit reports
+    assert re.search(r"\| segment 0 \| 2 \| -?\d+\.\d\d ± \d+\.\d\d \|", artifact.data)
+
+
+def test_summary_artifact_shows_the_stitched_series_with_intervals_dsr_and_an_inline_plot(full_run):
+    from prefect.artifacts import Artifact
+
+    markdown = Artifact.get("wfo-summary").data
+    assert "## Stitched out of sample: segments 0, 1, " in markdown
+    interval = r"\[-?\d+\.\d\d, -?\d+\.\d\d\]"
+    for policy in ("trained seed 0", "trained seed 1", "seed ensemble"):  # with a DSR and both intervals
+        assert re.search(rf"^\| {policy} \| -?\d+\.\d\d \| {interval} \| -?\d+\.\d\d \| {interval} \|.* \| "
+                         rf"\d\.\d\d \| \d of 2 \|$", markdown, re.MULTILINE), policy
+    for policy in ("buy_and_hold", "flat", "momentum", "probe", "best_constant"):
+        assert re.search(rf"^\| {policy} \| -?\d+\.\d\d \| {interval} \| ", markdown, re.MULTILINE), policy
+    assert "DSR (Bailey & López de Prado 2014) = PSR(SR0): N = 2 trials" in markdown
+    assert "- 1 of 1 junctions contiguous" in markdown  # the smoke segments' test slices tile
+    assert re.search(r"!\[stitched equity\]\(data:image/png;base64,[A-Za-z0-9+/=]{1000,}\)", markdown)
+    [summary_uri] = re.findall(r"\[summary\.json\]\((\S+)\)", markdown)
+    summary = json.loads(read_url(summary_uri))
+    assert [row["policy"] for row in summary["stitched"]["policies"]][:3] == ["trained seed 0", "trained seed 1",
+                                                                            "seed ensemble"]
+    assert summary["links"]["equity.png"] in markdown and summary["links"]["series.parquet"] in markdown
+
+
+def test_every_audit_stores_its_series_and_records_one_trial(full_run, run_params):
+    store = ArtifactStore(run_params["storage"])
+    reports = [store.read_json(key) for key in store.list("segments") if re.search(r"/audit/\w+/report\.json$", key)]
+    assert sorted((r["segment"], r["seed"]) for r in reports) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for report in reports:
+        series = store.read_frame(store.key_of(report["series"]))
+        assert len(series) == report["policies"]["trained"]["1"]["n_bars"] and str(series.index.tz) == "UTC"
+        assert report["data"]["dataset"] == "btc-to-2018-10" and report["fee"] > 0
+        trial = json.loads(read_url(report["trial"]))
+        assert (trial["seed"], trial["segment"], trial["dataset"]) == (report["seed"], report["segment"],
+                                                                       "btc-to-2018-10")
+        assert json.loads(read_url(trial["report"]))["trial"] == report["trial"]  # each points at the other
+    assert len(store.list("trials/btc-to-2018-10")) == 4
 
 
 def test_retrain_latest_picks_the_newest_segment_and_hits_the_cache(full_run, run_params):
@@ -71,6 +112,7 @@ def test_retrain_latest_picks_the_newest_segment_and_hits_the_cache(full_run, ru
     [segment_run] = subflow_runs(state.state_details.flow_run_id)
     states = task_states(segment_run.id)
     assert {name: states[name] for name in STAGES} == {name: "Cached" for name in STAGES}
+    assert len(ArtifactStore(run_params["storage"]).list("trials/btc-to-2018-10")) == 4  # a cached audit: no new trial
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -89,34 +131,6 @@ def test_select_segments(spec, expected):
 def test_select_segments_refuses_bad_specs(spec, available, message):
     with pytest.raises(ConfigError, match=message):
         select_segments(spec, available)
-
-
-def test_sharpe_per_policy_is_read_at_the_headline_w_cost():
-    rows = [{"policy": "trained", "w_cost": 0.0, "sharpe": 2.0}, {"policy": "trained", "w_cost": 1.0, "sharpe": 0.5},
-            {"policy": "buy_and_hold", "w_cost": 1.0, "sharpe": 0.8}, {"policy": "flat", "w_cost": 1.0, "sharpe": None}]
-    assert sharpe_by_policy(rows) == {"trained": 0.5, "buy_and_hold": 0.8}
-    assert sharpe_by_policy([]) == {}
-
-
-def test_summary_markdown_shows_mean_dispersion_and_buy_and_hold_wins():
-    rows = [SegmentSummary(0, "Completed", uuid4(), "ok", "s3://b/segments/0/audit/x/report.json",
-                           {"trained": 1.0, "buy_and_hold": 0.5}),
-            SegmentSummary(1, "Completed", uuid4(), "collapsed", "s3://b/segments/1/audit/y/report.json",
-                           {"trained": 0.0, "buy_and_hold": 0.5}),
-            SegmentSummary(2, "Failed", uuid4())]
-    markdown = summary_markdown(rows, "smoke", ui_url="http://127.0.0.1:4200")
-    assert "Verdicts: ok 1, collapsed 1, n/a 1" in markdown
-    assert "| **mean** |  |  | 0.50 | 0.50 |  |" in markdown and "| **std** |  |  | 0.71 | 0.00 |  |" in markdown
-    assert "- trained beats buy_and_hold (test Sharpe) in 1 of 2 segments" in markdown
-    assert "[report.json](s3://b/segments/1/audit/y/report.json)" in markdown
-    assert f"[Failed](http://127.0.0.1:4200/runs/flow-run/{rows[2].flow_run_id})" in markdown
-    assert "| 2 |" in markdown and markdown.count("n/a") >= 3  # the failed segment: verdict, Sharpes, report
-
-
-def test_summary_without_audit_reports_degrades_to_na():
-    markdown = summary_markdown([SegmentSummary(0, "Completed", uuid4())], "smoke")
-    assert "| segment | run | verdict | report |" in markdown and "| 0 | Completed | n/a | n/a |" in markdown
-    assert "Sharpe vs buy & hold: n/a" in markdown
 
 
 def test_cli_wfo_refuses_unknown_segments_before_any_flow_runs(capsys):

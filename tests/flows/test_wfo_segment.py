@@ -54,6 +54,9 @@ def test_first_run_computes_and_stores_every_stage(first_run):
     report = store.read_json(result.seeds[0].audit.report)
     assert report["verdict"] == result.seeds[0].audit.verdict in ("collapsed", "degenerate", "healthy")
     assert report["reasons"] and {"trained", "buy_and_hold", "flat", "momentum"} <= set(report["policies"])
+    assert report["seed"] == 0 and report["data"]["dataset"] == "btcusdt-1h" and report["data"]["sha256"]
+    series = store.read_frame(result.seeds[0].audit.series)
+    assert report["series"] == result.seeds[0].audit.series.uri and "position.trained" in series
 
 
 def test_audit_artifacts_are_readable_through_the_prefect_client(first_run):
@@ -121,6 +124,10 @@ def test_clean_recomputes_everything(first_run, run_segment):
     result, states = run_segment(clean=True)
     assert states == {name: "Completed" for name in STAGES}
     assert result.split == first_run[0].split  # deterministic: same content, same references
+    store = ArtifactStore(result.store_url)
+    audits = [store.read_json(key) for key in store.list("segments/0/audit") if key.endswith("/report.json")]
+    trained = {report["trial"] for report in audits if report["policy"] == "trained"}
+    assert sorted(store.uri(key) for key in store.list("trials/btcusdt-1h")) == sorted(trained)  # one per audit
 
 
 def test_changed_mae_config_recomputes_the_mae_and_the_agent(first_run, run_segment):
@@ -133,4 +140,5 @@ def test_changed_hmm_config_recomputes_the_hmm_and_the_agent(first_run, run_segm
     result, states = run_segment(overrides={"regime.n_inits": "1"})
     assert states == {"split_segment": "Cached", "fit_hmm": "Completed", "pretrain_mae": "Cached",
                       "train_tqc": "Completed", "audit": "Completed"}
-    assert result.seeds[0].regime.model.uri != first_run[0].seeds[0].regime.model.uri  # content-scoped paths never clobber
+    # content-scoped paths never clobber
+    assert result.seeds[0].regime.model.uri != first_run[0].seeds[0].regime.model.uri
