@@ -406,8 +406,13 @@ class SignalConfig:
     # an hourly feed that stopped must fail loudly, not keep repeating an old position. Two hours allow
     # one late append; `--max-staleness inf` reads a historical file.
     max_staleness_hours: float = 2.0
+    # The held position comes from the champion's own path, flat at its first test bar, but at most this many
+    # bars before the newest one: an old champion on years of new bars still answers in seconds (30 days of
+    # hours is far longer than any position takes to forget a flat start).
+    run_in_bars: int = 720
 
     def validate(self) -> "SignalConfig":
         _require(self.max_staleness_hours > 0, "signal.max_staleness_hours", self.max_staleness_hours,
                  "use a positive number of hours, e.g. 2, or inf for historical data")
+        _require(self.run_in_bars >= 1, "signal.run_in_bars", self.run_in_bars, "use at least 1 bar, e.g. 720")
         return self

@@ -10,10 +10,11 @@ Every step is causal (the position at bar t uses bars <= t only; tests prove it 
 
 The held position. The observation carries the position held before each decision; the model's own path
 supplies it: flat at the path's first bar, then each bar's target is the next bar's held position. The
-path starts at the model's first test bar (the first bar it never trained on), or at the frame's first
-bar with warm features and a full window when the frame starts later. So hour after hour the signals are
-one consistent path: the one the audit backtested on the test slice, and its continuation. `held`
-replaces the held position of the last decision only: the position you really hold, if it differs.
+path starts at the model's first test bar (the first bar it never trained on; the audit backtested this
+path on the test slice), or at the frame's first bar with warm features and a full window when the frame
+starts later. The signal starts it at most `SignalConfig.run_in_bars` before the newest bar, so an old
+champion on years of new bars costs seconds, not hours. `held` replaces the held position of the last
+decision only: the position you really hold, if it differs.
 
 The newest bar. The env steps a decision at bar t into bar t+1 to compute its reward, and the newest bar
 has no next bar yet: the market gets one placeholder bar after it (the last row repeated, log-return 0)
@@ -273,7 +274,8 @@ def compute_signal(store: ArtifactStore, data: str, *, config: SignalConfig = Si
                         f"{bar_age_hours:,.1f} h ago, over the {config.max_staleness_hours:g} h limit: append newer "
                         "bars (cryptorl data append), or raise --max-staleness (inf for a historical file)")
     model = load_model(store, record.refs, record.profile, record.identity)
-    path = model_path(model, complete, held=held, source=data)
+    start = max(record.test_first, complete.index[-1] - (config.run_in_bars - 1) * step)
+    path = model_path(model, complete, start=start, held=held, source=data)
     return Signal(record.dataset, record.identity, record.version, record.segment, record.seed, record.profile.name,
                   record.verdict, record.test_sharpe, record.promoted_at, record.age_hours(now), complete.index[-1],
                   bar_age_hours, float(path.positions[-1]), float(path.held[-1]),

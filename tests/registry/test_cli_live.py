@@ -89,6 +89,11 @@ def test_signal_acts_on_complete_bars_only_and_measures_their_age(live):
     assert given.held == 0.25 and given.held_from == "given" and given.bar == LAST_BAR
 
 
+def test_the_signal_s_path_starts_at_most_run_in_bars_before_the_newest_bar(live):
+    signal = compute_signal(ArtifactStore(live.store_url), live.data, config=SignalConfig(float("inf"), run_in_bars=24))
+    assert signal.path_start == LAST_BAR - pd.Timedelta(hours=23) and signal.held_from == "path"
+
+
 @pytest.fixture(scope="module")
 def bad_inputs(live, trained, tmp_path_factory) -> dict[str, tuple[str, str]]:
     """Per bad input: (data, store) that `signal` must refuse."""
