@@ -135,6 +135,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for stage, artifacts in (("hmm", run.regime), ("mae", run.mae), ("tqc", run.tqc), ("audit", run.audit)):
             _print_artifacts(stage, artifacts)
         _print_verdict(result.store_url, run.audit)
+    if result.promotion is not None:
+        print(f"promotion {result.promotion.outcome}: {result.promotion.reason}")
     return 0
 
 

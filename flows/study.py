@@ -80,7 +80,8 @@ def study(settings: dict[str, dict[str, Any]], seeds: str | list[int] = "0", seg
     base = overrides or {}
     grid = check_grid(settings, profile, base)
     runs = study_runs(grid, parse_seeds(seeds), plan_segments(segments, profile, data, base))
-    common = {"profile": profile, "timesteps": timesteps, "data": data, "storage": storage, "clean": clean}
+    common = {"profile": profile, "timesteps": timesteps, "data": data, "storage": storage, "clean": clean,
+              "promote_champion": False}  # research runs are never candidates for the live model
     outcomes = run_segments({run.name: {**common, "segment": run.segment, "seeds": [run.seed],
                                         "overrides": {**base, **grid[run.setting]}} for run in runs}, via_deployments)
     data_sha256 = stages.source_ref(data or str(DEFAULT_DATA_PATH)).sha256

@@ -15,7 +15,7 @@ import json
 import pytest
 
 from cryptorl.cli import main
-from cryptorl.storage import read_url
+from cryptorl.storage import ArtifactStore, read_url
 from tests.flows.prefect_helpers import subflow_runs, task_states
 
 STAGES = ("split_segment", "fit_hmm", "pretrain_mae", "train_tqc", "audit")
@@ -106,6 +106,15 @@ def test_each_run_gets_its_seed_and_its_settings_overrides(cli_run):
     assert set(runs) == {"base-seed-1-segment-0", "gamma-seed-1-segment-0"}
     assert runs["base-seed-1-segment-0"]["seeds"] == runs["gamma-seed-1-segment-0"]["seeds"] == [1]
     assert runs["gamma-seed-1-segment-0"]["overrides"] == {**OVERRIDES, "train.gamma": "0.9"}
+
+
+def test_study_runs_never_touch_the_champion_registry(cli_run):
+    from prefect.artifacts import Artifact
+
+    _, _, storage = cli_run
+    for run in subflow_runs(Artifact.get("study-table").flow_run_id):
+        assert run.parameters["promote_champion"] is False and "promote" not in task_states(run.id)
+    assert ArtifactStore(storage).list("registry") == []
 
 
 def test_rerun_of_the_same_study_is_all_cache_hits(cli_run, sequential_study, data_2018):

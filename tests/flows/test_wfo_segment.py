@@ -29,6 +29,8 @@ def run_segment(prefect_harness, tmp_path_factory):
         state = wfo_segment(segment=0, profile="smoke", storage=storage, return_state=True, **kwargs)
         states = task_states(state.state_details.flow_run_id)
         assert states.pop("publish_audit") == "Completed"  # the UI gets the audit on every run, cached or not
+        promoted = kwargs.get("policy", "trained") == "trained"  # a baseline's audit is never a challenger
+        assert states.pop("promote", None) == ("Completed" if promoted else None)  # never cached: the champion moves
         return state.result(), states
 
     return run
@@ -57,6 +59,18 @@ def test_first_run_computes_and_stores_every_stage(first_run):
     assert report["seed"] == 0 and report["data"]["dataset"] == "btcusdt-1h" and report["data"]["sha256"]
     series = store.read_frame(result.seeds[0].audit.series)
     assert report["series"] == result.seeds[0].audit.series.uri and "position.trained" in series
+
+
+def test_the_segment_run_ends_with_a_promotion_decision_shown_in_the_ui(first_run):
+    from prefect.artifacts import Artifact
+
+    result, _ = first_run
+    decision, verdict = result.promotion, result.seeds[0].audit.verdict
+    assert decision is not None and decision.dataset == "btcusdt-1h"
+    assert decision.accepted == (verdict == "healthy")  # the store starts empty: only a healthy agent becomes champion
+    artifact = Artifact.get("promotion")
+    assert artifact is not None and f"Promotion {decision.outcome.upper()}" in artifact.data
+    assert decision.reason in artifact.data
 
 
 def test_audit_artifacts_are_readable_through_the_prefect_client(first_run):
