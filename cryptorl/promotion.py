@@ -256,18 +256,11 @@ def _plain(value: Any) -> Any:
 def promotion_markdown(decision: Decision) -> str:
     """The `promotion` artifact: which way, why, the numbers of the challenger, the champion and every candidate."""
     after = f"champion v{decision.version}" if decision.version else "no champion"
-    lines = [f"# Promotion {decision.outcome.upper()}: {decision.dataset}, {after}", "", decision.reason, "",
-             "| | segment | seed | verdict | net test Sharpe (challenger's slice) | audit Sharpe | model |",
-             "|---|---|---|---|---|---|---|"]
-    if decision.challenger is not None:
-        c = decision.challenger
-        lines.append(f"| challenger | {c.segment} | {c.seed} | {c.verdict} | {_number(c.sharpe)} | "
-                     f"{_number(c.audit_sharpe)} | {c.model_id} |")
-    if decision.champion is not None:
-        k = decision.champion
-        lines.append(f"| champion v{k.version} ({k.profile}), promoted {format_timestamp(k.promoted_at)}, "
-                     f"{k.age_hours:.1f} h ago | {k.segment} | {k.seed} | {HEALTHY} | {_number(k.sharpe)} | "
-                     f"{_number(k.own_sharpe)} (own slice) | {k.model_id} |")
+    lines = [f"# Promotion {decision.outcome.upper()}: {decision.dataset}, {after}", "", decision.reason, ""]
+    rows = _comparison_rows(decision)
+    if rows:  # no table at all when there is neither a promotable challenger nor a champion
+        lines += ["| | segment | seed | verdict | net test Sharpe (challenger's slice) | audit Sharpe | model |",
+                  "|---|---|---|---|---|---|---|", *rows]
     lines += ["", "Candidates (one per seed; the best promotable one is the challenger):", ""]
     lines += [_candidate_line(score) for score in decision.candidates]
     lines += ["", "Rule: the challenger is the best healthy seed whose test slice starts no earlier than the "
@@ -276,6 +269,21 @@ def promotion_markdown(decision: Decision) -> str:
               "and agent.", f"Decision {decision.id} at {format_timestamp(decision.at)}"
               + (f" (judged again after {decision.lost_races} lost race(s))" if decision.lost_races else "") + "."]
     return "\n".join(lines) + "\n"
+
+
+def _comparison_rows(decision: Decision) -> list[str]:
+    """The challenger's and the champion's table rows, for those that exist."""
+    rows = []
+    if decision.challenger is not None:
+        c = decision.challenger
+        rows.append(f"| challenger | {c.segment} | {c.seed} | {c.verdict} | {_number(c.sharpe)} | "
+                    f"{_number(c.audit_sharpe)} | {c.model_id} |")
+    if decision.champion is not None:
+        k = decision.champion
+        rows.append(f"| champion v{k.version} ({k.profile}), promoted {format_timestamp(k.promoted_at)}, "
+                    f"{k.age_hours:.1f} h ago | {k.segment} | {k.seed} | {HEALTHY} | {_number(k.sharpe)} | "
+                    f"{_number(k.own_sharpe)} (own slice) | {k.model_id} |")
+    return rows
 
 
 def _candidate_line(score: CandidateScore) -> str:

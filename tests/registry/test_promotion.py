@@ -13,7 +13,7 @@ import pytest
 from cryptorl import registry
 from cryptorl.errors import ConfigError
 from cryptorl.live import load_model, slice_metrics
-from cryptorl.promotion import promote
+from cryptorl.promotion import promote, promotion_markdown
 from cryptorl.storage import ArtifactStore
 
 DATASET = "btcusdt-1h"
@@ -48,6 +48,9 @@ def test_an_unhealthy_challenger_or_a_baseline_s_audit_is_never_promoted(trained
     assert [c.sharpe for c in decision.candidates] == [None, None]  # excluded before any backtest
     assert registry.version_numbers(ArtifactStore(store_url), DATASET) == []
     assert [d["outcome"] for d in registry.decisions(ArtifactStore(store_url), DATASET)] == ["rejected"]
+    markdown = promotion_markdown(decision)
+    assert markdown.startswith("# Promotion REJECTED: btcusdt-1h, no champion\n") and decision.reason in markdown
+    assert "| challenger |" not in markdown and "|---|" not in markdown  # nothing to compare: no empty table
 
 
 def test_the_first_healthy_challenger_becomes_the_champion_with_its_numbers(trained, store_url):
