@@ -36,10 +36,34 @@ def test_bad_overrides_name_the_key_and_fix(key, value, message):
         with_overrides(get_profile("smoke"), {key: value})
 
 
-def test_profiles_differ_in_scale_only():
-    smoke, gpu = get_profile("smoke"), get_profile("gpu")
-    assert dataclasses.fields(smoke) == dataclasses.fields(gpu)
-    assert smoke.regime.n_states == gpu.regime.n_states and smoke.regime.columns == gpu.regime.columns
+# What a profile may change: how much data, compute and model capacity, never what is computed or rewarded.
+SCALE_FIELDS = frozenset({
+    "name", "wfo.train", "wfo.eval", "wfo.test", "wfo.step", "regime.n_inits", "regime.n_iter",
+    "mae.d_model", "mae.n_heads", "mae.n_layers", "mae.dim_feedforward", "mae.dropout", "mae.lr", "mae.batch_size",
+    "mae.max_epochs", "mae.patience", "mae.steps_per_epoch", "env.episode_length", "train.total_timesteps",
+    "train.n_envs", "train.batch_size", "train.replay_ratio", "train.learning_starts", "train.buffer_size",
+    "train.net_arch", "train.features_dim", "train.checkpoints", "train.eval_steps", "train.log_every_steps",
+})
+
+
+def config_leaves(config, prefix: str = "") -> dict[str, object]:
+    """Every leaf value of a nested config dataclass, by dotted name (`env.fee`)."""
+    leaves = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            leaves.update(config_leaves(value, f"{prefix}{field.name}."))
+        else:
+            leaves[f"{prefix}{field.name}"] = value
+    return leaves
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu"])
+def test_profiles_differ_in_scale_only(name):
+    small, gpu = config_leaves(get_profile(name)), config_leaves(get_profile("gpu"))
+    assert small.keys() == gpu.keys()
+    differing = {key for key in gpu if small[key] != gpu[key]}
+    assert differing and differing <= SCALE_FIELDS, f"{name} changes more than scale: {sorted(differing - SCALE_FIELDS)}"
 
 
 def test_the_default_profile_is_the_machines(monkeypatch):
