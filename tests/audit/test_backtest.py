@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import time
 
 import numpy as np
 import pytest
@@ -131,10 +130,8 @@ def trained(request, market, tmp_path_factory):
 
 def test_trained_model_backtests_at_every_w_cost(market, trained):
     model, cached = trained
-    started = time.perf_counter()
     result = backtest(make_policy("trained", market=market, model=model), market, ENV, include_market=not cached)
-    seconds = time.perf_counter() - started
-    assert list(result.runs) == list(W_COSTS) and seconds < 10  # 744 bars x 4 w_costs
+    assert list(result.runs) == list(W_COSTS)  # 744 bars x 4 w_costs
     for run_ in result.runs.values():
         assert run_.positions.shape == (744,) and np.all(np.abs(run_.positions) <= 1)
         assert run_.metrics.n_bars == 744 and np.isfinite(dataclasses.astuple(run_.metrics)).all()

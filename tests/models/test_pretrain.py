@@ -46,8 +46,7 @@ def trained(features):
 def test_beats_the_naive_baseline_and_restores_the_best_epoch(trained, features):
     assert trained.best_eval_loss < 0.6 * trained.baseline_eval_loss
     assert trained.best_eval_loss == min(h["eval_loss"] for h in trained.history)
-    assert trained.epochs_run == len(trained.history) <= SMOKE.max_epochs
-    assert trained.seconds < 60
+    assert trained.epochs_run == len(trained.history) <= SMOKE.max_epochs  # timings: benchmarks/mae_pretrain.py
     # The returned weights are the best epoch's: re-evaluating them under the same fixed mask agrees.
     eval_slice = torch.as_tensor(features[1600:])
     windows = gather_windows(eval_slice, torch.as_tensor(valid_window_ends(features[1600:], 64)), 64)
