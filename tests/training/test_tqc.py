@@ -21,8 +21,8 @@ def markets():
     return span.with_slice(100, 300), span.with_slice(300, 400)
 
 
-def run(markets, tmp_path, config=CONFIG):
-    return train_tqc(*markets, ENCODER, config, ENV, seed=3, work_dir=tmp_path, progress=False)
+def run(markets, tmp_path, config=CONFIG, seed=3):
+    return train_tqc(*markets, ENCODER, config, ENV, seed=seed, work_dir=tmp_path, progress=False)
 
 
 @pytest.mark.parametrize("use_encoder_cache", [True, False])
@@ -45,11 +45,15 @@ def test_training_resumes_from_the_latest_checkpoint(markets, tmp_path):
     assert resumed.resumed_from == 64 and resumed.timesteps == 128
 
 
-def test_same_seed_gives_the_same_policy(markets, tmp_path):
-    first = load_trained_model(run(markets, tmp_path / "a").model_path, "cpu").policy.state_dict()
-    second = load_trained_model(run(markets, tmp_path / "b").model_path, "cpu").policy.state_dict()
-    assert first.keys() == second.keys()
+def test_same_seed_gives_the_same_policy_another_seed_another(markets, tmp_path):
+    def policy_weights(work_dir, seed):
+        return load_trained_model(run(markets, work_dir, seed=seed).model_path, "cpu").policy.state_dict()
+
+    first, second = policy_weights(tmp_path / "a", seed=3), policy_weights(tmp_path / "b", seed=3)
+    other = policy_weights(tmp_path / "c", seed=4)
+    assert first.keys() == second.keys() == other.keys()
     assert all(torch.equal(first[key], second[key]) for key in first)
+    assert not all(torch.equal(first[key], other[key]) for key in first)
 
 
 def test_gradient_steps_scale_with_envs():
