@@ -63,7 +63,8 @@ def test_profiles_differ_in_scale_only(name):
     small, gpu = config_leaves(get_profile(name)), config_leaves(get_profile("gpu"))
     assert small.keys() == gpu.keys()
     differing = {key for key in gpu if small[key] != gpu[key]}
-    assert differing and differing <= SCALE_FIELDS, f"{name} changes more than scale: {sorted(differing - SCALE_FIELDS)}"
+    assert differing, f"{name} is the gpu profile"
+    assert differing <= SCALE_FIELDS, f"{name} changes more than scale: {sorted(differing - SCALE_FIELDS)}"
 
 
 def test_the_default_profile_is_the_machines(monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,8 @@ import pandas as pd
 import pytest
 
 from cryptorl.config import DEFAULT_DATA_PATH
-from cryptorl.data import COLUMNS, LoadReport, data_hash, dataset_name, load_ohlcv, load_ohlcv_with_report
+from cryptorl.data import COLUMNS, LoadReport, dataset_name, load_ohlcv, load_ohlcv_with_report
+from cryptorl.stages import source_ref
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,6 @@ def test_reader_round_trips(tmp_path: Path, bars: pd.DataFrame, layout: str) -> 
     (path,) = tmp_path.iterdir()
     frame = load_ohlcv(path)
     pd.testing.assert_frame_equal(frame, bars, check_freq=False)
-    assert data_hash(frame) == data_hash(bars)
 
 
 def test_mixed_ms_and_us_binance_months_concatenate(tmp_path: Path, bars: pd.DataFrame) -> None:
@@ -110,14 +111,18 @@ def test_bundled_file_loads_with_its_28_outages_filled() -> None:
     assert sorted(DEFAULT_DATA_PATH.parent.iterdir()) == before  # the loader never writes
 
 
-def test_data_hash_is_stable_and_sensitive_to_one_value(bars: pd.DataFrame) -> None:
-    tiny = pd.DataFrame({name: [1.0, 2.0] for name in COLUMNS},
-                        index=pd.DatetimeIndex(["2024-01-01 00:00", "2024-01-01 01:00"], tz="UTC", name="timestamp"))
-    # A fixed value: the cache key must not change across runs, machines or library versions.
-    assert data_hash(tiny) == "c9126eb4094b92092cc4bf23951cb17325dfe74cccd7c928293259f3baf2b5ef"
-    nudged = bars.copy()
-    nudged.iloc[17, nudged.columns.get_loc("volume")] += 1e-9
-    assert data_hash(nudged) != data_hash(bars) == data_hash(bars.copy())
+def test_the_cache_key_of_a_data_source_is_the_sha256_of_its_bytes_not_its_path(tmp_path: Path) -> None:
+    """What every stage's cache key starts from (`split_segment` fingerprints `source_ref(...).sha256`)."""
+    raw = DEFAULT_DATA_PATH.read_bytes()
+    moved = tmp_path / "elsewhere" / "renamed.parquet"
+    moved.parent.mkdir()
+    moved.write_bytes(raw)
+    assert source_ref(str(moved)).sha256 == source_ref(str(DEFAULT_DATA_PATH)).sha256 == hashlib.sha256(raw).hexdigest()
+    assert source_ref(f"file://{moved}").sha256 == source_ref(str(moved)).sha256
+    bars = pd.read_parquet(DEFAULT_DATA_PATH)
+    bars.loc[17, "volume"] += 1e-9  # one value at the same path: a new key, so the stages recompute
+    bars.to_parquet(moved)
+    assert source_ref(str(moved)).sha256 != hashlib.sha256(raw).hexdigest()
 
 
 @pytest.mark.parametrize("source, name", [
