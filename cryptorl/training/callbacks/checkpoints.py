@@ -18,6 +18,8 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -165,10 +167,31 @@ def restore_checkpoint(model: Model, path: str | Path) -> Model:
 
 
 def resume_or_create(make_model: Callable[[], Model], save_dir: str | Path) -> Model:
-    """`make_model()`, restored from the latest checkpoint in `save_dir` when there is one."""
+    """`make_model()`, restored from the latest complete checkpoint in `save_dir` when there is one.
+
+    Writes are atomic, but a checkpoint copied by hand or cut short by a full disk or a lost file-system
+    cache can still be incomplete: such a file is skipped with a warning and the next older one is used.
+    """
     model = make_model()
-    latest = latest_checkpoint(save_dir)
-    return model if latest is None else restore_checkpoint(model, latest)
+    for _, path in reversed(list_checkpoints(save_dir)):
+        if is_complete_checkpoint(path):
+            return restore_checkpoint(model, path)
+        warnings.warn(f"skipping checkpoint {path}: not a complete checkpoint (an interrupted write?); "
+                      "resuming from an older checkpoint or from scratch", RuntimeWarning, stacklevel=2)
+    return model
+
+
+def is_complete_checkpoint(path: Path) -> bool:
+    """Whether `path` is a whole SB3 archive: its `data` and `policy.pth` members, every CRC intact.
+
+    A merely readable zip is not enough: SB3 stores torch's own zip files (`*.pth`) uncompressed inside,
+    so the first half of a truncated checkpoint opens as the zip of one of them.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {"data", "policy.pth"} <= set(archive.namelist()) and archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
 
 
 def learn_until(model: Model, total_timesteps: int, **learn_kwargs: Any) -> Model:
