@@ -152,7 +152,7 @@ def restore_checkpoint(model: Model, path: str | Path) -> Model:
         data, params, variables = load_from_zip_file(path, device=model.device)
         check_for_correct_spaces(model.get_env(), data["observation_space"], data["action_space"])
         model.set_parameters(params, exact_match=True, device=model.device)
-    except (ValueError, RuntimeError, KeyError) as exc:
+    except (ValueError, RuntimeError, KeyError, TypeError) as exc:  # TypeError: an archive without `data`
         reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         raise CheckpointError(f"cannot resume from {path}: {reason}; resume with the model configuration it "
                               "was trained with, or move the checkpoint directory away to start fresh") from None
