@@ -29,6 +29,17 @@ HEALTH_TIMEOUT_S = 180  # 11-22 s measured; other people's tests share these 2 c
 WORKER_READY_TIMEOUT_S = 120
 FLOW_RUN_TIMEOUT_S = 600
 STOP_TIMEOUT_S = 30
+# pytest-timeout per integration test: above the servers' start, the workers' and one flow run's own limits
+# (180 + 120 + 600 s), which the first test of a module may all wait for, so their clearer errors come first.
+INTEGRATION_TEST_TIMEOUT_S = 1200
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test under tests/integration the integration timeout, unless it sets its own."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in item.path.resolve().parents and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(INTEGRATION_TEST_TIMEOUT_S))
 
 
 def wait_until(ready: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.5) -> float:
