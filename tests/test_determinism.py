@@ -58,7 +58,7 @@ def start_child(data_path: str, tmp: Path, name: str, seeds: list[int]) -> subpr
 
 
 def reports_by_seed(child: subprocess.Popen) -> list[dict]:
-    stdout, stderr = child.communicate(timeout=300)
+    stdout, stderr = child.communicate(timeout=200)  # under pytest-timeout's 300 s per test
     assert child.returncode == 0, stderr[-3000:]
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
