@@ -13,6 +13,8 @@ import pytest
 from cryptorl.errors import StorageError
 from tests.flows.prefect_helpers import task_states
 
+pytestmark = pytest.mark.timeout(600)  # above its CLI subprocess's own 300 s limit, which fails more clearly
+
 
 @pytest.fixture
 def dead_s3(monkeypatch):

@@ -11,7 +11,9 @@ import pytest
 from cryptorl.errors import ConfigError
 from cryptorl.storage import ArtifactStore, read_url
 from flows.full_wfo import select_segments
-from tests.flows.prefect_helpers import subflow_runs, task_states
+from tests.flows.prefect_helpers import flow_run_artifact, subflow_runs, task_states
+
+pytestmark = pytest.mark.timeout(600)  # its first test waits for 2 segments x 2 seeds in a process pool
 
 TIMESTEPS = 256
 OVERRIDES = {"mae.max_epochs": "1"}  # the orchestration is under test here, not learning
@@ -55,11 +57,9 @@ def test_segments_run_in_parallel(full_run):
 
 
 def test_summary_artifact_lists_every_segment_and_seed(full_run):
-    from prefect.artifacts import Artifact
-
     flow_run_id, _ = full_run
-    artifact = Artifact.get("wfo-summary")
-    assert artifact is not None and artifact.type == "markdown" and artifact.flow_run_id == flow_run_id
+    artifact = flow_run_artifact(flow_run_id, "wfo-summary")
+    assert artifact.type == "markdown"
     rows = [line for line in artifact.data.splitlines() if line.startswith(("| 0 |", "| 1 |"))]
     assert [row.split(" | ")[:2] for row in rows] == [["| 0", "0"], ["| 0", "1"], ["| 1", "0"], ["| 1", "1"]]
     assert all("Completed" in row and "[report.json](file://" in row for row in rows)
@@ -69,9 +69,7 @@ def test_summary_artifact_lists_every_segment_and_seed(full_run):
 
 
 def test_summary_artifact_shows_the_stitched_series_with_intervals_dsr_and_an_inline_plot(full_run):
-    from prefect.artifacts import Artifact
-
-    markdown = Artifact.get("wfo-summary").data
+    markdown = flow_run_artifact(full_run[0], "wfo-summary").data
     assert "## Stitched out of sample: segments 0, 1, " in markdown
     interval = r"\[-?\d+\.\d\d, -?\d+\.\d\d\]"
     for policy in ("trained seed 0", "trained seed 1", "seed ensemble"):  # with a DSR and both intervals

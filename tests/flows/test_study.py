@@ -16,7 +16,10 @@ import pytest
 
 from cryptorl.cli import main
 from cryptorl.storage import ArtifactStore, read_url
-from tests.flows.prefect_helpers import subflow_runs, task_states
+from tests.flows.prefect_helpers import (first_flow_run_on, flow_run_artifact, subflow_runs,
+                                         task_states)
+
+pytestmark = pytest.mark.timeout(600)  # its first test waits for the whole study (2 segment runs)
 
 STAGES = ("split_segment", "fit_hmm", "pretrain_mae", "train_tqc", "audit")
 SETTINGS = {"base": {}, "gamma": {"train.gamma": "0.9"}}
@@ -45,6 +48,12 @@ def cli_run(prefect_harness, sequential_study, data_2018, tmp_path_factory):
         patch.setattr(flows.study, "study", sequential_study)
         code = main(["study", *CLI_ARGS, "--data", data_2018, "--storage", storage])
     return code, out.getvalue(), storage
+
+
+@pytest.fixture(scope="module")
+def study_run_id(cli_run):
+    """The flow run of the CLI's study (a later test reruns it on the same store)."""
+    return first_flow_run_on("study", cli_run[2]).id
 
 
 def csv_rows(uri: str) -> list[dict[str, str]]:
@@ -86,33 +95,28 @@ def test_table_has_one_row_per_run_read_from_its_audit_report(cli_run):
     assert rows[0]["report"] != rows[1]["report"]  # another gamma: another agent, another audit
 
 
-def test_summary_has_one_row_per_setting_in_the_csv_and_as_artifacts(cli_run):
-    from prefect.artifacts import Artifact
-
+def test_summary_has_one_row_per_setting_in_the_csv_and_as_artifacts(cli_run, study_run_id):
     _, out, _ = cli_run
     summary = csv_rows(printed_uri(out, "summary"))
     assert [(row["setting"], row["runs"], row["completed"]) for row in summary] == [("base", "1", "1"),
                                                                                   ("gamma", "1", "1")]
-    table_artifact, summary_artifact = Artifact.get("study-table"), Artifact.get("study-summary")
+    table_artifact, summary_artifact = (flow_run_artifact(study_run_id, key)
+                                        for key in ("study-table", "study-summary"))
     assert table_artifact.type == summary_artifact.type == "table"
     assert len(json.loads(table_artifact.data)) == 2 and printed_uri(out, "table") in table_artifact.description
     assert [row["setting"] for row in json.loads(summary_artifact.data)] == ["base", "gamma"]
 
 
-def test_each_run_gets_its_seed_and_its_settings_overrides(cli_run):
-    from prefect.artifacts import Artifact
-
-    runs = {run.name: run.parameters for run in subflow_runs(Artifact.get("study-table").flow_run_id)}
+def test_each_run_gets_its_seed_and_its_settings_overrides(study_run_id):
+    runs = {run.name: run.parameters for run in subflow_runs(study_run_id)}
     assert set(runs) == {"base-seed-1-segment-0", "gamma-seed-1-segment-0"}
     assert runs["base-seed-1-segment-0"]["seeds"] == runs["gamma-seed-1-segment-0"]["seeds"] == [1]
     assert runs["gamma-seed-1-segment-0"]["overrides"] == {**OVERRIDES, "train.gamma": "0.9"}
 
 
-def test_study_runs_never_touch_the_champion_registry(cli_run):
-    from prefect.artifacts import Artifact
-
+def test_study_runs_never_touch_the_champion_registry(cli_run, study_run_id):
     _, _, storage = cli_run
-    for run in subflow_runs(Artifact.get("study-table").flow_run_id):
+    for run in subflow_runs(study_run_id):
         assert run.parameters["promote_champion"] is False and "promote" not in task_states(run.id)
     assert ArtifactStore(storage).list("registry") == []
 

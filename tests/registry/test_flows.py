@@ -72,16 +72,14 @@ def test_each_decision_emits_its_event_with_the_numbers(promoted):
 
 
 def test_the_signal_flow_returns_the_signal_and_shows_it(promoted):
-    from prefect.artifacts import Artifact
-
     from flows.signal import signal
+    from tests.flows.prefect_helpers import flow_run_artifact
 
     store_url, challenger, _ = promoted
     state = signal(data=challenger.data.uri, storage=store_url, max_staleness_hours=HOURS_IN_A_CENTURY,
                    return_state=True)
     result = state.result()
     assert result["bar"] == "2018-08-18T23:00:00+00:00" and result["champion"].startswith("btcusdt-1h v1 (model ")
-    artifact = Artifact.get("signal")
-    assert artifact.flow_run_id == state.state_details.flow_run_id
+    artifact = flow_run_artifact(state.state_details.flow_run_id, "signal")
     assert artifact.data.startswith(f"# Signal btcusdt-1h: {result['position']:+.4f}\n")
     assert "| bar | 2018-08-18 23:00 UTC (closed " in artifact.data and "| p_state_0 | " in artifact.data
