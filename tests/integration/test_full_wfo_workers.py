@@ -7,7 +7,7 @@ import time
 import pytest
 
 from cryptorl.storage import ArtifactStore
-from tests.flows.prefect_helpers import task_states
+from tests.flows.prefect_helpers import flow_run_artifact, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -45,13 +45,10 @@ def test_both_segments_store_their_artifacts_under_their_own_prefix(full_run, wo
 
 
 def test_the_summary_links_both_reports_in_the_bucket(full_run, workers):
-    from prefect.artifacts import Artifact
-
     flow_run_id, _ = full_run
     states = task_states(flow_run_id)  # the parent's own tasks are recorded on this server too
     assert (states["plan_segments"], states["summarize"]) == ("Completed", "Completed")
-    summary = Artifact.get("wfo-summary")
-    assert summary is not None and summary.flow_run_id == flow_run_id
+    summary = flow_run_artifact(flow_run_id, "wfo-summary")
     for segment in (0, 1):
         [row] = [line for line in summary.data.splitlines() if line.startswith(f"| {segment} |")]
         assert f"[report.json]({workers.store_url}/segments/{segment}/audit/" in row
