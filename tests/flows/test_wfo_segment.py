@@ -155,10 +155,10 @@ def test_clean_recomputes_everything(first_run, run_segment):
     assert states == {name: "Completed" for name in STAGES}
     store = ArtifactStore(result.store_url)
     first, again = first_run[0].seeds[0], result.seeds[0]
-    # the split and the HMM are recomputed bit for bit (same content, same references); every stage writes
-    # to the place its inputs' fingerprint names, so a clean run never leaves a second copy beside the first
+    # the split, the HMM and the MAE weights are recomputed bit for bit (same content, same references; the
+    # MAE history also records its seconds); a clean run writes where its inputs' fingerprint says, no second copy
     assert result.split == first_run[0].split and again.regime == first.regime
-    assert (again.mae.checkpoint.uri, again.mae.history.uri) == (first.mae.checkpoint.uri, first.mae.history.uri)
+    assert again.mae.checkpoint == first.mae.checkpoint and again.mae.history.uri == first.mae.history.uri
     assert store.read_json(again.tqc.summary)["timesteps"] == TIMESTEPS
     audits = [store.read_json(key) for key in store.list("segments/0/audit") if key.endswith("/report.json")]
     trained = {report["trial"] for report in audits if report["policy"] == "trained"}
