@@ -6,6 +6,7 @@ between two writes of one stage, and data whose content changed at the same path
 from __future__ import annotations
 
 import http.client
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -119,6 +120,11 @@ def _relative(store: ArtifactStore, prefix: str) -> list[str]:
     return [key.removeprefix(prefix) for key in store.list(prefix)]
 
 
+def _cache_records(store: ArtifactStore) -> list[str]:
+    """Prefect result records stored under a task's cache key (a sha256: tasks/caching.py)."""
+    return [key for key in store.list("prefect-results") if re.fullmatch(r"[0-9a-f]{64}", key.rsplit("/", 1)[1])]
+
+
 def test_a_short_outage_within_the_retry_budget_completes_the_stage_once(faulty_s3):
     clean, blipped = ArtifactStore(f"s3://{BUCKET}/clean"), ArtifactStore(f"s3://{BUCKET}/blipped")
     _split(clean)
@@ -165,3 +171,29 @@ def test_data_changed_at_the_same_path_recomputes_the_dependent_stages(tmp_path)
     assert second.features.uri != first.features.uri and second.features.sha256 != first.features.sha256
     assert second_regime.context.uri != first_regime.context.uri
     assert len({key.split("/")[3] for key in store.list("segments/0/hmm")}) == 2  # both fits kept, none reused
+
+
+def test_a_stage_failed_by_an_outage_leaves_no_cached_result_and_the_rerun_recomputes_it(prefect_harness, faulty_s3):
+    """Prefect's cache record, written only when the task returns, is the one pointer to a finished stage."""
+    from prefect import flow
+
+    from tasks.caching import result_storage_for
+    from tasks.split_segment import split_segment
+    from tests.flows.prefect_helpers import task_states
+
+    store = ArtifactStore(f"s3://{BUCKET}/flow")
+
+    @flow(name="split-only")
+    def split_only() -> stages.SegmentArtifacts:
+        return split_segment.with_options(result_storage=result_storage_for(store))(
+            store.url, stages.source_ref(str(DEFAULT_DATA_PATH)), 0, PROFILE.data, PROFILE.features, PROFILE.wfo)
+
+    faulty_s3.fail = lambda method, path: method == "PUT" and path.endswith("/meta.json")
+    failed = split_only(return_state=True)
+    assert failed.is_failed() and _cache_records(store) == []  # (the failed run's exception is stored by run id)
+    faulty_s3.fail = lambda method, path: False
+    rerun = split_only(return_state=True)
+    assert task_states(rerun.state_details.flow_run_id) == {"split_segment": "Completed"}
+    assert store.exists(store.key_of(rerun.result().meta)) and len(_cache_records(store)) == 1
+    cached = split_only(return_state=True)  # the completed stage, and only it, is found again
+    assert task_states(cached.state_details.flow_run_id) == {"split_segment": "Cached"}
