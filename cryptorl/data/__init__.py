@@ -5,7 +5,7 @@ See `validation` for what a valid frame is, `gaps` for the gap policy and `loade
 
 from cryptorl.data.append import AppendReport, append_bars
 from cryptorl.data.loader import LoadReport, dataset_name, load_ohlcv, load_ohlcv_with_report
-from cryptorl.data.validation import COLUMNS, data_hash, validate_ohlcv
+from cryptorl.data.validation import COLUMNS, validate_ohlcv
 
-__all__ = ["COLUMNS", "AppendReport", "LoadReport", "append_bars", "data_hash", "dataset_name", "load_ohlcv", "load_ohlcv_with_report",
+__all__ = ["COLUMNS", "AppendReport", "LoadReport", "append_bars", "dataset_name", "load_ohlcv", "load_ohlcv_with_report",
            "validate_ohlcv"]

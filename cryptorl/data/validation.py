@@ -15,7 +15,6 @@ CSV header not counted) and its timestamp, the column, how many rows share the p
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -66,19 +65,6 @@ def validate_ohlcv(frame: pd.DataFrame, source: str, *, bar: str = "1h") -> pd.D
     _check_time_order(stamps, source, bar_duration, bar)
     _check_prices(values, source, stamps)
     return pd.DataFrame(values, index=pd.DatetimeIndex(stamps, name="timestamp"))
-
-
-def data_hash(frame: pd.DataFrame) -> str:
-    """sha256 hex of a canonical frame's content: index as int64 ns, then each column's float64 bytes.
-
-    Byte order is fixed (little-endian) so the key is the same on every machine; names, file format and
-    path do not enter it, so the same bars loaded from CSV or parquet share one cache key.
-    """
-    digest = hashlib.sha256()
-    digest.update(frame.index.as_unit("ns").asi8.astype("<i8").tobytes())  # (T,)
-    for name in COLUMNS:
-        digest.update(frame[name].to_numpy(dtype="<f8").tobytes())  # (T,)
-    return digest.hexdigest()
 
 
 def _locate_columns(frame: pd.DataFrame, source: str) -> tuple[pd.Series, dict[str, str]]:
