@@ -17,7 +17,6 @@ import pytest
 
 from cryptorl.config import get_profile
 from cryptorl.models import CryptoMAE, load_mae_checkpoint, save_mae
-from tests.flows.conftest import data_2018  # noqa: F401  (the module fixture: two smoke segments)
 
 RUN_ARGS = ("--timesteps", "8", "--set", "mae.max_epochs=1")  # the stages' work is not under test
 

@@ -14,10 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from cryptorl.config import DEFAULT_DATA_PATH
 
 # The child: run one segment per given seed, in order, and print each report's numbers as one JSON line.
 CHILD = r"""
@@ -40,14 +38,6 @@ for seed in seeds:
     report = store.read_json(audit.report)
     print(json.dumps({key: report[key] for key in ("seed", "verdict", "checks", "metrics", "reward", "diagnostics")}))
 """
-
-
-@pytest.fixture(scope="module")
-def data_2018(tmp_path_factory) -> str:
-    frame = pd.read_parquet(DEFAULT_DATA_PATH)
-    path = tmp_path_factory.mktemp("data") / "btc-to-2018-10.parquet"
-    frame[frame["timestamp"] < pd.Timestamp("2018-10-10", tz="UTC")].to_parquet(path, index=False)
-    return str(path)
 
 
 def start_child(data_path: str, tmp: Path, name: str, seeds: list[int]) -> subprocess.Popen:

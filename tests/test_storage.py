@@ -91,27 +91,12 @@ def test_a_local_store_under_a_file_is_not_writable(tmp_path):
 
 
 @pytest.fixture
-def moto_s3(monkeypatch):
-    """moto's S3 on 127.0.0.1 (this process's s3fs pointed at it) with the bucket `present`; yields its stop."""
+def moto_s3(moto_endpoint):
+    """moto's S3 with the bucket `present`; yields its stop."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for key, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
     boto3.client("s3").create_bucket(Bucket="present")
-    running = [True]
-
-    def stop() -> None:
-        server.stop()
-        running[0] = False
-
-    yield stop
-    if running[0]:
-        server.stop()
+    return moto_endpoint
 
 
 def test_the_s3_probe_accepts_a_new_prefix_and_names_a_missing_bucket(moto_s3):

@@ -92,20 +92,10 @@ def trained(tmp_path_factory) -> Trained:
 
 
 @pytest.fixture
-def s3_store(monkeypatch):
+def s3_store(moto_endpoint):
     """A store in a bucket of moto's S3 server on 127.0.0.1 (no network)."""
     import boto3
-    import s3fs
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for key, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    s3fs.S3FileSystem.clear_instance_cache()  # an instance cached by an earlier test talks to another endpoint
     boto3.client("s3").create_bucket(Bucket="registry")
-    yield "s3://registry/store"
-    server.stop()
+    return "s3://registry/store"
     s3fs.S3FileSystem.clear_instance_cache()
