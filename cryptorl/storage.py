@@ -235,15 +235,8 @@ def _normalise_url(url: str) -> str:
 
 
 def _exclusive_local_write(target: Path, data: bytes) -> None:
-    """Write a temporary file, then hard-link it to `target`: the link fails if `target` exists."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.link(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    """Hard-link a complete temporary file to `target`: the link fails (FileExistsError) if `target` exists."""
+    _publish_through_temp(target, data, os.link)
 
 
 def _check_writable_dir(root: Path, url: str) -> None:
@@ -275,12 +268,17 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _atomic_local_write(target: Path, data: bytes) -> None:
+    _publish_through_temp(target, data, os.replace)
+
+
+def _publish_through_temp(target: Path, data: bytes, publish: Callable[[str, Path], None]) -> None:
+    """Write `data` to a temporary file beside `target`, then `publish(temporary, target)` it in one step:
+    a reader sees the whole file or none. The temporary file never outlives the call."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        publish(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # gone already after os.replace; the leftover of os.link or a failure
