@@ -27,22 +27,27 @@ def promoted(prefect_harness, trained, tmp_path_factory):
     return store_url, challenger, [(run.state_details.flow_run_id, run.result()) for run in runs]
 
 
-def read_events(name: str) -> list:
-    """Events named `name` about the registry, once the process's events worker has delivered them."""
+def read_event(name: str, flow_run_id) -> object:
+    """The one event `name` about the registry that the flow run `flow_run_id` emitted, once it is delivered.
+
+    Filtered by the emitting flow run: other tests of the session emit the same events about the same registry.
+    """
     from prefect import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+    from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter, EventResourceFilter
     from prefect.events.worker import EventsWorker
 
     EventsWorker.drain_all()
     event_filter = EventFilter(event=EventNameFilter(name=[name]),
-                               resource=EventResourceFilter(id=[f"cryptorl.registry.{DATASET}"]))
+                               resource=EventResourceFilter(id=[f"cryptorl.registry.{DATASET}"]),
+                               related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"]))
     with get_client(sync_client=True) as client:
         for _ in range(40):  # the server persists events asynchronously
             events = client.read_events(filter=event_filter, limit=50).events
             if events:
-                return events
+                [event] = events
+                return event
             time.sleep(0.25)
-    return []
+    raise AssertionError(f"no {name} event from flow run {flow_run_id}")
 
 
 def test_the_promotion_artifact_says_which_way_and_why(promoted):
@@ -63,11 +68,12 @@ def test_the_promotion_artifact_says_which_way_and_why(promoted):
 
 def test_each_decision_emits_its_event_with_the_numbers(promoted):
     _, _, [(accepted_run, accepted), (rejected_run, rejected)] = promoted
-    [accepted_event] = [e for e in read_events("cryptorl.promotion.accepted") if e.payload["id"] == accepted.id]
-    assert accepted_event.payload["version"] == 1 and accepted_event.payload["outcome"] == "accepted"
+    accepted_event = read_event("cryptorl.promotion.accepted", accepted_run)
+    assert accepted_event.payload["id"] == accepted.id and accepted_event.payload["version"] == 1
+    assert accepted_event.payload["outcome"] == "accepted"
     assert accepted_event.payload["challenger"]["sharpe"] == accepted.challenger.sharpe
-    assert str(accepted_run) in {resource.id.rsplit(".", 1)[-1] for resource in accepted_event.related}
-    [rejected_event] = [e for e in read_events("cryptorl.promotion.rejected") if e.payload["id"] == rejected.id]
+    rejected_event = read_event("cryptorl.promotion.rejected", rejected_run)
+    assert rejected_event.payload["id"] == rejected.id
     assert rejected_event.payload["reason"] == rejected.reason and rejected_event.payload["champion"]["version"] == 1
 
 
