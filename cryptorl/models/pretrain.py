@@ -56,7 +56,7 @@ def pretrain_mae(train: np.ndarray, eval: np.ndarray, config: MAEConfig, *, seed
     baseline = naive_baseline_loss(eval_windows, eval_mask)
 
     model = CryptoMAE(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config)
     writer = SummaryWriter(tensorboard_dir) if tensorboard_dir else None
     history: list[dict[str, float]] = []
     best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
@@ -100,21 +100,35 @@ def window_source(values: np.ndarray, config: MAEConfig, where: str,
     return series, torch.as_tensor(ends, device=device)
 
 
+def make_optimizer(model: CryptoMAE, config: MAEConfig) -> torch.optim.AdamW:
+    """AdamW over all of `model`'s parameters. foreach: one kernel per operation over every tensor instead of
+    a Python loop per parameter; the same numbers as the loop on CPU, ~0.5 ms less per cpu-profile step."""
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+
+
 def _train_epoch(model: CryptoMAE, optimizer: torch.optim.Optimizer, series: torch.Tensor, ends: torch.Tensor,
                  config: MAEConfig) -> float:
     """At most `steps_per_epoch` batches of windows drawn without replacement; mean batch loss."""
     model.train()
     order = torch.randperm(len(ends)).to(ends.device)
-    losses = []
-    for batch_ends in order.split(config.batch_size)[: config.steps_per_epoch]:
-        windows = gather_windows(series, ends[batch_ends], config.window)  # (B, W, F)
-        loss = model.loss(windows, random_bar_mask(len(windows), config, device=windows.device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        losses.append(loss.detach())
+    losses = [train_step(model, optimizer, series, ends[batch_ends], config)
+              for batch_ends in order.split(config.batch_size)[: config.steps_per_epoch]]
     return torch.stack(losses).mean().item()
+
+
+def train_step(model: CryptoMAE, optimizer: torch.optim.Optimizer, series: torch.Tensor, batch_ends: torch.Tensor,
+               config: MAEConfig) -> torch.Tensor:
+    """One gradient step on the windows of `series` (T, F) ending at `batch_ends` (B,); the detached loss.
+
+    Public so benchmarks/mae_limit.py times exactly what pretraining runs per batch.
+    """
+    windows = gather_windows(series, batch_ends, config.window)  # (B, W, F)
+    loss = model.loss(windows, random_bar_mask(len(windows), config, device=windows.device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss.detach()
 
 
 @torch.no_grad()
