@@ -10,8 +10,8 @@ AdamW) is overhead over that limit. `measure_mae_step` times the limit and the r
 (`cryptorl.models.pretrain.train_step`, what `pretrain_mae` runs per batch) in interleaved rounds and
 takes medians, so both figures see the same machine load.
 
-Usage: `python benchmarks/mae_limit.py [--device cpu|cuda]` (about a minute on CPU; one torch thread on
-CPU). One line per profile (the gpu size only on cuda: a step of it takes seconds on one core), then
+Usage: `python benchmarks/mae_limit.py [--device cpu|cuda]` (about 15 s on CPU; one torch thread on
+CPU). One line per profile (the gpu size only on cuda: a step of it takes ~4 s on one core), then
 `mae_step_fraction_of_limit=<cpu profile>` last. Goal: >= 0.5.
 """
 
@@ -155,7 +155,7 @@ def main() -> None:
     headline = 0.0
     for name, profile in PROFILES.items():
         if name == "gpu" and device.type == "cpu":
-            print("gpu   skipped on cpu: one step of the seed's size takes seconds on one core; run with --device cuda")
+            print("gpu   skipped on cpu: a step of the seed's size takes ~4 s on one core; run with --device cuda")
             continue
         config = profile()
         timing = measure_mae_step(config, device)
