@@ -54,7 +54,10 @@ class EncoderCache:
     """Frozen-encoder embeddings of the window ending at each bar of one slice, and the slice's context.
 
     Shared by every extractor of a policy (actor, critics, target critics): it moves itself, once, to
-    the device of the first query, so there is one copy of it per process.
+    the device of the first query, so there is one copy of it per process. One TQC update looks up the
+    same two `bar_index` tensors (the batch's observations and next observations) five times, so the
+    last `memo_size` lookups are kept, keyed by the tensor object and its in-place version counter
+    (0 turns the memo off).
     """
 
     def __init__(self, embeddings: torch.Tensor, context: torch.Tensor, features: torch.Tensor,
@@ -65,9 +68,23 @@ class EncoderCache:
         self.valid = valid  # (T,) bool: the window ending at this bar is fully valid
         self.n_bars, self.window, self.d_model = embeddings.shape
         self.context_dim = context.shape[1]
+        self.memo_size = 2
+        self._memo: list[tuple[torch.Tensor, int, Embedded]] = []  # (bar_index, its _version, lookup)
 
     def lookup(self, bar_index: torch.Tensor) -> Embedded:
-        """Embeddings (B, W, d) float32, context windows (B, W, c) and the bar's features (B, F) for `bar_index`."""
+        """Embeddings (B, W, d) float32, context windows (B, W, c) and the bar's features (B, F) for `bar_index`.
+
+        Callers must not modify the returned tensors in place: a repeated lookup returns the same ones.
+        """
+        for seen, version, embedded in self._memo[-self.memo_size:] if self.memo_size else []:
+            if seen is bar_index and version == bar_index._version:
+                return embedded
+        embedded = self._gather(bar_index)
+        if self.memo_size:
+            self._memo = [*self._memo, (bar_index, bar_index._version, embedded)][-self.memo_size:]
+        return embedded
+
+    def _gather(self, bar_index: torch.Tensor) -> Embedded:
         index = bar_index.reshape(-1).round().long()  # (B,) SB3 hands Box observations over as floats
         if self.embeddings.device != index.device:
             self.embeddings, self.context, self.features, self.valid = (

@@ -22,6 +22,7 @@ from cryptorl.models import CryptoMAE, FoundationFeatureExtractor, attach_encode
 from cryptorl.seeding import resolve_device, seed_everything
 from cryptorl.training.callbacks import CHECKPOINT_EXCLUDE, learn_until, make_callbacks, resume_or_create
 from cryptorl.training.critic import ExactCostPolicy
+from cryptorl.training.learner import LeanTQC
 from cryptorl.training.replay import CompactReplayBuffer
 
 EVAL_ENVS = 16
@@ -82,8 +83,12 @@ def make_env(market: MarketData, config: TrainConfig, env_config: EnvConfig, n_e
 
 
 def build_tqc(env: BatchCryptoEnv, encoder: CryptoMAE, config: TrainConfig, seed: int,
-              tensorboard_dir: Path | None) -> TQC:
-    """TQC with the FoundationFeatureExtractor, the compact replay buffer and `config`'s hyperparameters."""
+              tensorboard_dir: Path | None, *, learner: type[TQC] = LeanTQC) -> TQC:
+    """TQC with the FoundationFeatureExtractor, the compact replay buffer and `config`'s hyperparameters.
+
+    `learner` is `LeanTQC` (the same update without the work nothing reads); benchmarks pass sb3-contrib's
+    `TQC` to measure what that saves.
+    """
     policy_kwargs = {
         "features_extractor_class": FoundationFeatureExtractor,
         "features_extractor_kwargs": {"encoder": encoder.cpu(), "head": config.head,
@@ -93,10 +98,11 @@ def build_tqc(env: BatchCryptoEnv, encoder: CryptoMAE, config: TrainConfig, seed
         "net_arch": list(config.net_arch),
         "n_quantiles": config.n_quantiles,
         "log_std_init": config.log_std_init,
+        "optimizer_kwargs": {"fused": True} if config.fused_optimizer else {},
     }
     if config.exact_cost_critic:
         policy_kwargs["cost_per_unit"] = env.config.fee * env.config.reward_scale
-    return TQC(
+    return learner(
         ExactCostPolicy if config.exact_cost_critic else "MultiInputPolicy", env, learning_rate=linear_decay(config.learning_rate, config.lr_final_fraction),
         buffer_size=config.buffer_size, learning_starts=config.learning_starts, batch_size=config.batch_size,
         tau=config.tau, gamma=config.gamma, train_freq=1, gradient_steps=config.gradient_steps,

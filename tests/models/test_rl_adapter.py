@@ -115,6 +115,21 @@ def test_float16_cache_is_close(encoder, segment):
     torch.testing.assert_close(half.lookup(bars)[0], full.lookup(bars)[0], rtol=1e-2, atol=1e-2)
 
 
+def test_cache_memo_returns_the_last_lookups_until_the_index_changes(encoder, segment):
+    cache = build_encoder_cache(encoder, *segment)
+    batch, next_batch, third = (torch.tensor([[b], [b + 30.0]]) for b in (70.0, 71.0, 72.0))
+    first = cache.lookup(batch)
+    assert cache.lookup(next_batch)[0] is not first[0]
+    assert all(a is b for a, b in zip(cache.lookup(batch), first))  # one TQC update: obs, next obs, obs again
+    batch.add_(5.0)  # changed in place: the memo must not answer for the old bars
+    moved = cache.lookup(batch)
+    torch.testing.assert_close(moved[0], cache.embeddings[[75, 105]])
+    cache.lookup(third)
+    assert cache.lookup(next_batch)[0] is not cache.lookup(third)[0] and len(cache._memo) == cache.memo_size
+    cache.memo_size = 0
+    assert cache.lookup(third)[0] is not cache.lookup(third)[0]
+
+
 def test_cache_refuses_bars_without_a_full_window(encoder, segment):
     features, context = segment[0].copy(), segment[1]
     features[150] = np.nan

@@ -1,0 +1,178 @@
+"""`LeanTQC`: sb3-contrib's TQC with the same update, minus the work that is not its math.
+
+`TQC.train` is kept step for step (same samples, same random draws, same losses, same optimizer steps, in
+the same order); what goes is work whose result nothing reads:
+- the actor loss backpropagates through the critic only to reach the actions: SB3 also computes the
+  critic's weight gradients and its whole features extractor's backward there, which the next critic
+  update discards (`zero_grad`); here the critic's parameters are frozen for that pass, so autograd builds
+  no graph through its extractor and computes only the gradient w.r.t. the actions;
+- the target update averages only trainable parameters, in two fused `torch._foreach_*` calls instead of
+  two kernels per tensor: the frozen encoder copies inside the extractors stay exactly the frozen weights
+  (SB3 averages identical tensors there, a float-rounding drift at most);
+- the quantile Huber loss takes 5 passes over its (B, n_critics, n_quantiles, n_targets) pairs instead of
+  about 12 (`quantile_huber_loss` below; equal to sb3-contrib's, value and gradient, bit for bit);
+- losses and the entropy coefficient are logged from tensors gathered over the call and read back once,
+  not with one `.item()` (a device sync on CUDA) per loss per gradient step.
+
+On CPU the same seed gives the same parameters as `TQC` bit for bit when the extractor reads the encoder
+cache (tests/training/test_learner.py); with market-window observations the target encoder's rounding drift
+is the only difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sb3_contrib import TQC
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples
+from torch import nn
+
+
+@dataclass
+class UpdateLog:
+    """Per-gradient-step losses as tensors; `record` reads them back once per `train()` call."""
+
+    ent_coef_losses: list[torch.Tensor] = field(default_factory=list)
+    ent_coefs: list[torch.Tensor] = field(default_factory=list)
+    actor_losses: list[torch.Tensor] = field(default_factory=list)
+    critic_losses: list[torch.Tensor] = field(default_factory=list)
+
+    def record(self, logger: Logger, n_updates: int) -> None:
+        """The same keys and values as `TQC.train` logs (means of the float32 values, in float64)."""
+        logger.record("train/n_updates", n_updates, exclude="tensorboard")
+        for key, values in (("ent_coef", self.ent_coefs), ("actor_loss", self.actor_losses),
+                            ("critic_loss", self.critic_losses), ("ent_coef_loss", self.ent_coef_losses)):
+            if values:
+                logger.record(f"train/{key}", float(np.mean(_host_floats(values))))
+
+
+class LeanTQC(TQC):
+    """TQC whose `train` skips what is not the update's math; see the module docstring."""
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        self.policy.set_training_mode(True)
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        self._update_learning_rate(optimizers)
+        log = UpdateLog()
+        averaged = trainable_pairs(self.critic, self.critic_target)
+        for gradient_step in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            if self.use_sde:
+                self.actor.reset_noise()
+            actions_pi, log_prob = self.actor.action_log_prob(data.observations)  # (B, 1), (B,)
+            log_prob = log_prob.reshape(-1, 1)
+            ent_coef = self._entropy_step(log_prob, log)
+            target_quantiles = self._target_quantiles(data, ent_coef, batch_size)
+            self._critic_step(data, target_quantiles, log)
+            self._actor_step(data, actions_pi, log_prob, ent_coef, log)
+            if gradient_step % self.target_update_interval == 0:
+                polyak_average(averaged, self.tau)
+                for stat, target_stat in zip(self.batch_norm_stats, self.batch_norm_stats_target, strict=True):
+                    target_stat.copy_(stat)  # SB3's polyak_update(..., 1.0): a copy
+        self._n_updates += gradient_steps
+        log.record(self.logger, self._n_updates)
+
+    def _entropy_step(self, log_prob: torch.Tensor, log: UpdateLog) -> torch.Tensor:
+        """The entropy coefficient of this step (learned ones take their Adam step first, as in TQC)."""
+        if self.ent_coef_optimizer is None or self.log_ent_coef is None:
+            log.ent_coefs.append(self.ent_coef_tensor.detach())
+            return self.ent_coef_tensor
+        ent_coef = torch.exp(self.log_ent_coef.detach())
+        loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
+        log.ent_coef_losses.append(loss.detach())
+        log.ent_coefs.append(ent_coef)
+        self.ent_coef_optimizer.zero_grad()
+        loss.backward()
+        self.ent_coef_optimizer.step()
+        return ent_coef
+
+    @torch.no_grad()
+    def _target_quantiles(self, data: DictReplayBufferSamples, ent_coef: torch.Tensor,
+                          batch_size: int) -> torch.Tensor:
+        """TD targets (B, 1, n_target_quantiles): the truncated target mixture, entropy term, reward, discount."""
+        discounts = data.discounts if data.discounts is not None else self.gamma
+        next_actions, next_log_prob = self.actor.action_log_prob(data.next_observations)
+        next_quantiles = self.critic_target(data.next_observations, next_actions)  # (B, n_critics, n_quantiles)
+        n_target_quantiles = self.critic.quantiles_total - self.top_quantiles_to_drop_per_net * self.critic.n_critics
+        next_quantiles, _ = torch.sort(next_quantiles.reshape(batch_size, -1))
+        next_quantiles = next_quantiles[:, :n_target_quantiles]
+        target = next_quantiles - ent_coef * next_log_prob.reshape(-1, 1)
+        target = data.rewards + (1 - data.dones) * discounts * target
+        return target.unsqueeze(1)
+
+    def _critic_step(self, data: DictReplayBufferSamples, target_quantiles: torch.Tensor, log: UpdateLog) -> None:
+        current_quantiles = self.critic(data.observations, data.actions)  # (B, n_critics, n_quantiles)
+        loss = quantile_huber_loss(current_quantiles, target_quantiles)
+        log.critic_losses.append(loss.detach())
+        self.critic.optimizer.zero_grad()
+        loss.backward()
+        self.critic.optimizer.step()
+
+    def _actor_step(self, data: DictReplayBufferSamples, actions_pi: torch.Tensor, log_prob: torch.Tensor,
+                    ent_coef: torch.Tensor, log: UpdateLog) -> None:
+        with frozen(self.critic):  # gradients reach the actions only
+            qf_pi = self.critic(data.observations, actions_pi).mean(dim=2).mean(dim=1, keepdim=True)  # (B, 1)
+        loss = (ent_coef * log_prob - qf_pi).mean()
+        log.actor_losses.append(loss.detach())
+        self.actor.optimizer.zero_grad()
+        loss.backward()
+        self.actor.optimizer.step()
+
+
+def quantile_huber_loss(current: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """sb3-contrib's `quantile_huber_loss(current, target, sum_over_quantiles=False)` in fewer passes.
+
+    current (B, n_critics, n) quantiles at fractions tau_j = (j + 0.5) / n, target (B, 1, T): the mean over
+    all (b, i, j, k) of |tau_j - 1{target_k < current_ij}| * huber(target_k - current_ij). `F.huber_loss`
+    computes the Huber term in one kernel from broadcast views, and the weight is one `where` between
+    tau and 1 - tau; both round exactly as sb3-contrib's formulas do.
+    """
+    n_quantiles = current.shape[-1]
+    tau = (torch.arange(n_quantiles, device=current.device, dtype=torch.float32) + 0.5) / n_quantiles
+    tau = tau.view(1, 1, -1, 1)  # (1, 1, n, 1)
+    pairs = (current.shape[0], current.shape[1], n_quantiles, target.shape[-1])  # (B, n_critics, n, T)
+    current_pairs, target_pairs = current.unsqueeze(-1).expand(pairs), target.unsqueeze(-2).expand(pairs)
+    huber = F.huber_loss(current_pairs, target_pairs, reduction="none", delta=1.0)
+    weight = torch.where(target_pairs < current_pairs.detach(), 1.0 - tau, tau)
+    return (weight * huber).mean()
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """`module`'s trainable parameters do not require gradients inside the block (and do again after it)."""
+    trainable = [parameter for parameter in module.parameters() if parameter.requires_grad]
+    for parameter in trainable:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in trainable:
+            parameter.requires_grad_(True)
+
+
+def trainable_pairs(online: nn.Module, target: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(online, target) parameter lists of the online module's trainable parameters, in the same order."""
+    pairs = [(parameter, target_parameter) for parameter, target_parameter
+             in zip(online.parameters(), target.parameters(), strict=True) if parameter.requires_grad]
+    return [pair[0] for pair in pairs], [pair[1] for pair in pairs]
+
+
+@torch.no_grad()
+def polyak_average(pairs: tuple[list[torch.Tensor], list[torch.Tensor]], tau: float) -> None:
+    """target <- (1 - tau) * target + tau * online, SB3's `polyak_update` arithmetic in two fused calls."""
+    online, target = pairs
+    torch._foreach_mul_(target, 1 - tau)
+    torch._foreach_add_(target, online, alpha=tau)
+
+
+def _host_floats(values: list[torch.Tensor]) -> np.ndarray:
+    """(N,) float64 on the host from N one-element tensors (one device-to-host copy)."""
+    return torch.stack([value.reshape(()) for value in values]).cpu().numpy().astype(np.float64)
