@@ -35,7 +35,7 @@ from cryptorl.config import Profile, get_profile
 from cryptorl.envs import MarketData
 from cryptorl.models import CryptoMAE, attach_encoder_cache
 from cryptorl.seeding import seed_everything
-from cryptorl.training.tqc import build_tqc, encoder_cache_for, make_env
+from cryptorl.training.tqc import build_tqc, encoder_cache_for, make_env, set_matmul_precision
 from mae_limit import MatmulShape, matmul_pass, measure_mae_step, seconds
 
 SPAN_BARS = 6000  # a random market about the size of a cpu-profile segment's span
@@ -58,19 +58,23 @@ class UpdateTiming:
         return self.today_seconds / self.lean_seconds
 
 
-def build_learner(profile: Profile, device: torch.device, *, today: bool) -> TQC:
-    """The profile's TQC with its replay buffer holding a few batches (seeded: both learners start equal)."""
+def build_learner(profile: Profile, device: torch.device, *, today: bool, use_encoder_cache: bool = True) -> TQC:
+    """The profile's TQC with its replay buffer holding a few batches (seeded: both learners start equal).
+
+    today: sb3-contrib's `TQC`, per-op Adam and no encoder-cache memo, instead of the current learner.
+    """
     seed_everything(0)
     config = dataclasses.replace(profile.train, learning_starts=profile.train.batch_size, device=str(device),
-                                 fused_optimizer=profile.train.fused_optimizer and not today)
+                                 fused_optimizer=profile.train.fused_optimizer and not today,
+                                 use_encoder_cache=use_encoder_cache)
     market = MarketData.random(SPAN_BARS, seed=0, device=device).with_slice(100, SPAN_BARS)
     encoder = CryptoMAE(profile.mae)
     env = make_env(market, config, profile.env, config.n_envs, seed=0, device=device)
     model = build_tqc(env, encoder, config, seed=0, tensorboard_dir=None, **({"learner": TQC} if today else {}))
-    cache = encoder_cache_for(encoder, market, device)
-    if today:
-        cache.memo_size = 0
-    attach_encoder_cache(model.policy, cache)
+    if use_encoder_cache:
+        cache = encoder_cache_for(encoder, market, device)
+        cache.memo_size = 0 if today else cache.memo_size
+        attach_encoder_cache(model.policy, cache)
     model.learn(total_timesteps=config.batch_size + 2 * config.n_envs)
     return model
 
@@ -123,6 +127,7 @@ def main() -> None:
     fraction = 0.0
     for name in args.profiles.split(","):
         profile = get_profile(name)
+        set_matmul_precision(device, profile.train.tf32_matmul)  # the limit pass runs at the training precision
         update = measure_update(profile, device)
         mae = measure_mae_step(profile.mae, device)
         print(f"{name:5s} update: limit {update.limit_seconds * 1e3:7.2f} ms, LeanTQC {update.lean_seconds * 1e3:7.2f} "

@@ -1,61 +1,57 @@
-"""Training throughput of the smoke and cpu profiles: env steps/s and gradient updates/s of TQC.
+"""Training throughput of the smoke and cpu profiles: env steps/s and gradient updates/s of TQC's `learn` loop.
 
 Each profile trains its own TrainConfig (n_envs, batch size, gradient steps per env step, head, widths)
 with a randomly initialised encoder of the profile's MAEConfig on a random market the size of a segment
-span, from the encoder cache (the default) and, for comparison, re-encoding the market window on every
-update. Timing starts after the replay buffer holds one batch. Runs in about a minute on 2 cores; the
-headline (cpu profile, cached) is the last line.
+span (`learner_limit.build_learner`), with the current learner (LeanTQC) from the encoder cache (the
+default) and re-encoding the market window on every update, and with today's learner (sb3-contrib TQC,
+per-op Adam, no cache memo) from the cache, each after the replay buffer holds a few batches. The modes
+are timed in interleaved rounds (medians). Runs in about two minutes on 2 cores; the last line is the
+cpu profile's cached updates/s speed-up over today's learner.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import statistics
 import time
 
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from cryptorl.config import get_profile
-from cryptorl.envs import MarketData
-from cryptorl.models import CryptoMAE, attach_encoder_cache
-from cryptorl.seeding import seed_everything
-from cryptorl.training.tqc import build_tqc, encoder_cache_for, make_env
+from learner_limit import build_learner
 
-SPAN_BARS = 6000
-VEC_STEPS = {"smoke": 60, "cpu": 15}  # vec-env steps timed per profile (each = n_envs env steps)
+VEC_STEPS = {"smoke": 20, "cpu": 5}  # vec-env steps timed per round (each = n_envs env steps)
+ROUNDS = 3
+MODES = {"LeanTQC, encoder cache": {"today": False}, "LeanTQC, re-encoding": {"today": False, "use_encoder_cache": False},
+         "today's TQC, encoder cache": {"today": True}}
 
 
-def measure(profile_name: str, use_encoder_cache: bool) -> tuple[float, float]:
-    """(env steps/s, gradient updates/s) for one profile and encoder mode."""
-    profile = get_profile(profile_name)
-    seed_everything(0)
-    warmup_steps = profile.train.batch_size  # enough transitions for the first batch
-    config = dataclasses.replace(profile.train, use_encoder_cache=use_encoder_cache, learning_starts=warmup_steps,
-                                 device="cpu")
-    market = MarketData.random(SPAN_BARS, seed=0).with_slice(100, SPAN_BARS)
-    encoder = CryptoMAE(profile.mae)
-    env = make_env(market, config, profile.env, config.n_envs, seed=0, device=torch.device("cpu"))
-    model = build_tqc(env, encoder, config, seed=0, tensorboard_dir=None)
-    if use_encoder_cache:
-        attach_encoder_cache(model.policy, encoder_cache_for(encoder, market, torch.device("cpu")))
-    model.learn(total_timesteps=warmup_steps + config.n_envs)  # fill the buffer, first updates, warm caches
+def timed_learn(model: BaseAlgorithm, vec_steps: int) -> tuple[float, float]:
+    """(env steps/s, gradient updates/s) of `vec_steps` more vec-env steps of `model.learn`."""
     steps, updates = model.num_timesteps, model._n_updates
     started = time.perf_counter()
-    model.learn(total_timesteps=VEC_STEPS[profile_name] * config.n_envs, reset_num_timesteps=False)
+    model.learn(total_timesteps=vec_steps * model.n_envs, reset_num_timesteps=False)
     seconds = time.perf_counter() - started
     return (model.num_timesteps - steps) / seconds, (model._n_updates - updates) / seconds
 
 
 def main() -> None:
     torch.set_num_threads(1)  # shared 2-core machine: one thread is faster and steadier for these sizes
-    headline = 0.0
-    for profile_name in ("smoke", "cpu"):
-        results = {cached: measure(profile_name, cached) for cached in (False, True)}
-        for cached, (steps_per_s, updates_per_s) in results.items():
-            mode = "encoder cache" if cached else "re-encoding"
-            print(f"{profile_name:5s} {mode:13s}: {steps_per_s:8.1f} env steps/s, {updates_per_s:7.1f} updates/s")
-        print(f"{profile_name:5s} cache speed-up: {results[True][1] / results[False][1]:.2f}x updates/s")
-        headline = results[True][0]
-    print(f"cpu_env_steps_per_s={headline:.1f}")
+    speedup = 0.0
+    for name in ("smoke", "cpu"):
+        profile = get_profile(name)
+        models = {mode: build_learner(profile, torch.device("cpu"), **kwargs) for mode, kwargs in MODES.items()}
+        samples: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
+        for _ in range(ROUNDS):
+            for mode, model in models.items():
+                samples[mode].append(timed_learn(model, VEC_STEPS[name]))
+        medians = {mode: tuple(statistics.median(values) for values in zip(*runs)) for mode, runs in samples.items()}
+        for mode, (steps_per_s, updates_per_s) in medians.items():
+            print(f"{name:5s} {mode:27s}: {steps_per_s:8.1f} env steps/s, {updates_per_s:7.1f} updates/s")
+        speedup = medians["LeanTQC, encoder cache"][1] / medians["today's TQC, encoder cache"][1]
+        print(f"{name:5s} cache speed-up {medians['LeanTQC, encoder cache'][1] / medians['LeanTQC, re-encoding'][1]:.2f}x"
+              f", LeanTQC over today's TQC {speedup:.2f}x updates/s")
+    print(f"cpu_update_speedup_over_today={speedup:.2f}")
 
 
 if __name__ == "__main__":

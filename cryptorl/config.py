@@ -233,6 +233,9 @@ class TrainConfig:
     # the per-op loop on the projection's 128 x 2050 weights, within 1 ulp of it per step (the learner test
     # bounds the drift); False is SB3's default.
     fused_optimizer: bool = True
+    # CUDA only: float32 matmuls on TF32 tensor cores (10-bit-mantissa inputs, float32 accumulation), several
+    # times the float32 rate on H100/H200 class GPUs; CPU runs are unaffected.
+    tf32_matmul: bool = True
     min_ent_coef: float = 0.01
     w_cost_final_high: float = 2.0  # the MORL curriculum widens w_cost ~ U[0, high] up to this
     curriculum_warmup_fraction: float = 0.1

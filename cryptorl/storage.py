@@ -23,7 +23,11 @@ from typing import Any, Callable, TypeVar
 
 import fsspec
 import pandas as pd
-from botocore.exceptions import BotoCoreError
+try:
+    from botocore.exceptions import BotoCoreError
+except ImportError:  # no S3 support installed (the bare GPU check of benchmarks/gpu_profile.sh): nothing raises it
+    class BotoCoreError(Exception):  # type: ignore[no-redef]
+        """Stands in for botocore's base error where botocore is absent."""
 
 from cryptorl.errors import ArtifactNotFoundError, StorageError
 from cryptorl.hashing import sha256_bytes

@@ -184,7 +184,8 @@ class CompactReplayBuffer(ReplayBuffer):
         """(N,) float32: the env's reward for `actions` at these states, in BatchCryptoEnv.step's arithmetic."""
         assert self.env_config is not None  # _check_targets
         new = actions.reshape(-1).astype(np.float64)
-        log_returns = self.market.log_returns[torch.as_tensor(bars, dtype=torch.long)].cpu().numpy()  # (N,)
+        at = torch.as_tensor(bars, dtype=torch.long, device=self.market.device)
+        log_returns = self.market.log_returns[at].cpu().numpy()  # (N,)
         pnl = new * log_returns
         cost = w_costs.reshape(-1).astype(np.float64) * self.env_config.fee * np.abs(
             new - positions.reshape(-1).astype(np.float64))

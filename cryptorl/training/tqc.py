@@ -49,6 +49,7 @@ def train_tqc(train_market: MarketData, eval_market: MarketData, encoder: Crypto
     config.validate()
     seed_everything(seed)
     device = resolve_device(config.device)
+    set_matmul_precision(device, config.tf32_matmul)
     env_config = resolve_reward_scale(env_config, train_market)
     train_env = make_env(train_market, config, env_config, config.n_envs, seed, device)
     eval_env = make_env(eval_market, config, env_config, EVAL_ENVS, seed + 1, device)
@@ -126,6 +127,13 @@ def load_trained_model(path: str | Path, device: str = "auto") -> TQC:
     """
     placeholder = {"replay_buffer_class": DictReplayBuffer, "replay_buffer_kwargs": {}, "buffer_size": 1}
     return TQC.load(path, device=resolve_device(device), custom_objects=placeholder)
+
+
+def set_matmul_precision(device: torch.device, tf32: bool) -> None:
+    """On CUDA, let float32 matmuls use TF32 tensor cores or not (a process-wide torch setting)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
 
 
 def linear_decay(initial: float, final_fraction: float) -> Callable[[float], float]:
