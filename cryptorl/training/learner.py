@@ -9,14 +9,20 @@ the same order); what goes is work whose result nothing reads:
 - the target update averages only trainable parameters, in two fused `torch._foreach_*` calls instead of
   two kernels per tensor: the frozen encoder copies inside the extractors stay exactly the frozen weights
   (SB3 averages identical tensors there, a float-rounding drift at most);
-- the quantile Huber loss takes 5 passes over its (B, n_critics, n_quantiles, n_targets) pairs instead of
-  about 12 (`quantile_huber_loss` below; equal to sb3-contrib's, value and gradient, bit for bit);
+- the quantile Huber loss takes 8 passes over its (B, n_critics, n_quantiles, n_targets) pairs, forward and
+  backward, instead of about 20 (`quantile_huber_loss` below; equal to sb3-contrib's, value and gradient, bit
+  for bit);
 - losses and the entropy coefficient are logged from tensors gathered over the call and read back once,
   not with one `.item()` (a device sync on CUDA) per loss per gradient step.
 
-On CPU the same seed gives the same parameters as `TQC` bit for bit when the extractor reads the encoder
-cache (tests/training/test_learner.py); with market-window observations the target encoder's rounding drift
-is the only difference.
+Two more savings live with the policy: `ExactCostCritic.learned` keeps an outer `no_grad` (sb3-contrib's
+critic re-enables grad for its extractor, so the TD target recorded a graph through the target critic's
+extractor), and the encoder cache answers the update's five lookups of the same two batches from a memo.
+
+On CPU the same seed gives the same parameters as `TQC` bit for bit with the same optimizer when the
+extractor reads the encoder cache (tests/training/test_learner.py); with market-window observations the
+target encoder's rounding drift is the only difference. `train.fused_optimizer` (Adam's fused kernel)
+rounds differently; the test bounds that too.
 """
 
 from __future__ import annotations
@@ -142,7 +148,9 @@ def quantile_huber_loss(current: torch.Tensor, target: torch.Tensor) -> torch.Te
     current_pairs, target_pairs = current.unsqueeze(-1).expand(pairs), target.unsqueeze(-2).expand(pairs)
     huber = F.huber_loss(current_pairs, target_pairs, reduction="none", delta=1.0)
     weight = torch.where(target_pairs < current_pairs.detach(), 1.0 - tau, tau)
-    return (weight * huber).mean()
+    # sum / count is mean's arithmetic, but its backward broadcasts one scalar instead of writing a full
+    # tensor of grad / count.
+    return (weight * huber).sum() / huber.numel()
 
 
 @contextmanager
