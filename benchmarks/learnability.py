@@ -43,6 +43,7 @@ SETTINGS: dict[str, dict[str, str]] = {
     "n_steps_3": {"train.n_steps": "3", "train.counterfactual_actions": "0"},
     "counterfactual_3": {"train.counterfactual_actions": "3"},
     "no_encoder_cache": {"train.use_encoder_cache": "false"},
+    "per_op_adam": {"train.fused_optimizer": "false"},
 }
 
 
