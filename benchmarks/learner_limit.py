@@ -111,8 +111,9 @@ def measure_update(profile: Profile, device: torch.device, rounds: int = 7) -> U
         timed = {"limit": seconds(limit_pass, device),
                  "lean": seconds(lambda: lean.train(steps, batch), device) / steps,
                  "today": seconds(lambda: today.train(steps, batch), device) / steps}
-        for name, value in timed.items():
-            samples[name].extend([value] if round_index else [])
+        if round_index:
+            for name, value in timed.items():
+                samples[name].append(value)
     return UpdateTiming(*(statistics.median(samples[name]) for name in ("limit", "lean", "today")))
 
 

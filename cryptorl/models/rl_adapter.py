@@ -21,6 +21,7 @@ policy_kwargs: SB3 pickles those into every saved model, and a cache is hundreds
 from __future__ import annotations
 
 import copy
+from collections import deque
 
 import numpy as np
 import torch
@@ -69,19 +70,26 @@ class EncoderCache:
         self.n_bars, self.window, self.d_model = embeddings.shape
         self.context_dim = context.shape[1]
         self.memo_size = 2
-        self._memo: list[tuple[torch.Tensor, int, Embedded]] = []  # (bar_index, its _version, lookup)
+
+    @property
+    def memo_size(self) -> int:
+        return self._memo.maxlen or 0
+
+    @memo_size.setter
+    def memo_size(self, size: int) -> None:
+        """Keep the last `size` lookups (0: none); setting it empties the memo."""
+        self._memo: deque[tuple[torch.Tensor, int, Embedded]] = deque(maxlen=size)  # (bar_index, _version, lookup)
 
     def lookup(self, bar_index: torch.Tensor) -> Embedded:
         """Embeddings (B, W, d) float32, context windows (B, W, c) and the bar's features (B, F) for `bar_index`.
 
         Callers must not modify the returned tensors in place: a repeated lookup returns the same ones.
         """
-        for seen, version, embedded in self._memo[-self.memo_size:] if self.memo_size else []:
+        for seen, version, embedded in self._memo:
             if seen is bar_index and version == bar_index._version:
                 return embedded
         embedded = self._gather(bar_index)
-        if self.memo_size:
-            self._memo = [*self._memo, (bar_index, bar_index._version, embedded)][-self.memo_size:]
+        self._memo.append((bar_index, bar_index._version, embedded))
         return embedded
 
     def _gather(self, bar_index: torch.Tensor) -> Embedded:

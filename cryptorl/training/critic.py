@@ -30,16 +30,8 @@ class ExactCostCritic(Critic):
         self.cost_per_unit = cost_per_unit
 
     def learned(self, obs: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
-        """What the networks learned, without the exact cost: (B, n_critics, n_quantiles).
-
-        sb3-contrib's `Critic.forward` with one change: its extractor runs under `set_grad_enabled(True)`
-        even inside `no_grad` (the TD target), recording a graph through the target critic's extractor that
-        nothing backpropagates; here an outer `no_grad` holds.
-        """
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.share_features_extractor):
-            features = self.extract_features(obs, self.features_extractor)  # (B, features_dim)
-        inputs = torch.cat([features, action], dim=1)
-        return torch.stack(tuple(network(inputs) for network in self.q_networks), dim=1)
+        """What the networks learned, without the exact cost: (B, n_critics, n_quantiles)."""
+        return super().forward(obs, action)
 
     def forward(self, obs: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
         quantiles = self.learned(obs, action)  # (B, n_critics, n_quantiles)

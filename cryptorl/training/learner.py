@@ -15,9 +15,13 @@ the same order); what goes is work whose result nothing reads:
 - losses and the entropy coefficient are logged from tensors gathered over the call and read back once,
   not with one `.item()` (a device sync on CUDA) per loss per gradient step.
 
-Two more savings live with the policy: `ExactCostCritic.learned` keeps an outer `no_grad` (sb3-contrib's
-critic re-enables grad for its extractor, so the TD target recorded a graph through the target critic's
-extractor), and the encoder cache answers the update's five lookups of the same two batches from a memo.
+- the target critic's parameters require no gradient (nothing trains them: Polyak averaging writes them).
+  sb3-contrib's critic runs its extractor under `set_grad_enabled(True)` even inside the TD target's
+  `no_grad`, so with trainable-looking target weights every update recorded a graph through the target
+  critic's extractor that nothing backpropagated.
+
+One more saving lives with the policy: the encoder cache answers the update's five lookups of the same
+two batches from a memo.
 
 On CPU the same seed gives the same parameters as `TQC` bit for bit with the same optimizer when the
 extractor reads the encoder cache (tests/training/test_learner.py); with market-window observations the
@@ -60,6 +64,10 @@ class UpdateLog:
 
 class LeanTQC(TQC):
     """TQC whose `train` skips what is not the update's math; see the module docstring."""
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.critic_target.requires_grad_(False)  # written by Polyak averaging only
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)

@@ -40,7 +40,8 @@ def _updated(model: TQC) -> TQC:
 
 def _trained_parameters(model: TQC) -> dict[str, torch.Tensor]:
     """Every parameter an update changes (the frozen encoder copies are not trained)."""
-    named = {f"policy.{name}": p for name, p in model.policy.named_parameters() if p.requires_grad}
+    named = {f"policy.{name}": p for name, p in model.policy.named_parameters()
+             if p.requires_grad and not name.startswith("critic_target.")}
     critic_names = [name for name, p in model.critic.named_parameters() if p.requires_grad]
     target = dict(model.critic_target.named_parameters())
     named.update({f"target.{name}": target[name] for name in critic_names})
@@ -54,6 +55,7 @@ def test_lean_tqc_trains_bit_for_bit_the_parameters_tqc_trains():
     unequal = [name for name in expected if not torch.equal(expected[name], found[name])]
     assert unequal == []
     assert lean._n_updates == stock._n_updates
+    assert not any(p.requires_grad for p in lean.critic_target.parameters())  # no graph through the TD target
     for key in ("train/critic_loss", "train/actor_loss", "train/ent_coef", "train/ent_coef_loss"):
         assert lean.logger.name_to_value[key] == pytest.approx(stock.logger.name_to_value[key], rel=1e-12)
 
