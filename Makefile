@@ -24,8 +24,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	PREFECT_HOME=$(CURDIR)/.prefect $(VENV)/bin/cryptorl run --segment 0 --profile smoke
 
+# Two pytest-xdist workers, one module each at a time (module-scoped fixtures are built once); torch runs one
+# thread per worker. TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # A local Prefect server (SQLite, 127.0.0.1:$(UI_PORT)), the `gpu` pool, the deployments of prefect.yaml and
 # one worker; PIDs and logs in .ui/. `make ui-stop` stops them by PID.

@@ -65,8 +65,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (other counts round differently)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     seeds = [int(seed) for seed in args.seeds.split(",")]
     print("| setting | seed | oracle fraction | trained Sharpe | oracle Sharpe | verdict | position std "
           "| corr with oracle | turnover w0 / w2 | Q spread / noise | rules fired | seconds |")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 import torch
@@ -11,8 +13,17 @@ from cryptorl.data import load_ohlcv
 
 
 # Tiny networks on a 2-core CI box: two torch threads fight each other (and the Prefect server) and run
-# up to 10x slower than one.
-torch.set_num_threads(1)
+# up to 10x slower than one. CRYPTORL_TEST_THREADS=2 reruns the suite on other kernels' rounding (README, Testing).
+torch.set_num_threads(int(os.environ.get("CRYPTORL_TEST_THREADS", "1")))
+
+@pytest.fixture(scope="session", autouse=True)
+def work_dir(tmp_path_factory) -> str:
+    """The training stages' work dirs for this session (never ~/.cache: two xdist workers may train the same
+    fingerprint at once)."""
+    path = str(tmp_path_factory.mktemp("work"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CRYPTORL_WORK_DIR", path)
+        yield path
 
 
 @pytest.fixture(scope="session")

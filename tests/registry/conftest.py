@@ -2,8 +2,9 @@
 
 Segments with 5-day test slices (a re-scoring backtest is 120 bars): segment 0 with seed 0, segment 1 with
 seeds 0 and 1, trained and audited by the library stages directly (no Prefect): 256 TQC steps, one short MAE
-epoch. Agents that small are collapsed or degenerate, so each also gets a copy of its real audit report with
-the verdict set to healthy and nothing else changed: the promotion rule's healthy branch, by construction.
+epoch. Agents that small are mostly collapsed or degenerate, and which one depends on the machine's kernels,
+so each also gets a copy of its real audit report with the verdict set to healthy and nothing else changed:
+the promotion rule's healthy branch, by construction (the unhealthy branch edits a copy the same way).
 
 A registry lives in the store of the artifacts it points at, so each test copies the artifacts into a store
 of its own (`Trained.challengers`) and starts from an empty registry.
@@ -43,15 +44,15 @@ class Trained:
     real: dict[tuple[int, int], Challenger]  # (segment, seed) -> with its real audit verdict
     healthy: dict[tuple[int, int], Challenger]  # ... with a copy of that report saying healthy
 
-    def challengers(self, store_url: str, dataset: str = "btcusdt-1h",
-                    healthy: bool = True) -> dict[tuple[int, int], Challenger]:
-        """The challengers with every artifact copied into `store_url` and the data copied to `<dataset>.parquet`."""
+    def challengers(self, store_url: str, dataset: str = "btcusdt-1h") -> dict[tuple[int, int], Challenger]:
+        """The healthy challengers with every artifact copied into `store_url` and the data copied to
+        `<dataset>.parquet`."""
         data = self.root / "data" / f"{dataset}.parquet"
         data.parent.mkdir(exist_ok=True)
         shutil.copyfile(self.data, data)
         source, target = ArtifactStore(self.store_url), ArtifactStore(store_url)
         return {run: dataclasses.replace(_copied(challenger, source, target), data=stages.source_ref(str(data)))
-                for run, challenger in (self.healthy if healthy else self.real).items()}
+                for run, challenger in self.healthy.items()}
 
 
 def _copied(value: Any, source: ArtifactStore, target: ArtifactStore) -> Any:

@@ -36,13 +36,14 @@ def with_report(challenger, **changes):
 
 
 def test_an_unhealthy_challenger_or_a_baseline_s_audit_is_never_promoted(trained, store_url):
-    unhealthy = trained.challengers(store_url, healthy=False)[1, 0]
-    baseline = with_report(trained.challengers(store_url)[1, 1], policy="momentum")
+    # Unhealthy by construction, like the healthy copies: what 256 training steps earn depends on the machine.
+    challengers = trained.challengers(store_url)
+    unhealthy = with_report(challengers[1, 0], verdict="degenerate")
+    baseline = with_report(challengers[1, 1], policy="momentum")
     decision = promote(ArtifactStore(store_url), [unhealthy, baseline])
-    verdict = decision.candidates[0].verdict
-    assert verdict in ("collapsed", "degenerate")  # what 256 training steps give
+    assert decision.candidates[0].verdict == "degenerate"
     assert not decision.accepted and decision.version is None and decision.challenger is None
-    assert decision.reason == (f"no candidate can be promoted (segment 1 seed 0: verdict {verdict} (not healthy); "
+    assert decision.reason == ("no candidate can be promoted (segment 1 seed 0: verdict degenerate (not healthy); "
                                "segment 1 seed 1: its audit judged 'momentum', not the trained agent); "
                                "there is still no champion")
     assert [c.sharpe for c in decision.candidates] == [None, None]  # excluded before any backtest

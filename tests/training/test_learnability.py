@@ -1,31 +1,58 @@
 """The training stack learns a planted signal it is known to be able to use (the learnability harness)."""
 
 import dataclasses
+import statistics
 
 import numpy as np
 import pytest
 import torch
 
 from cryptorl.audit.metrics import compute_metrics
+from cryptorl.audit.verdict import judge
 from cryptorl.config import get_profile
 from cryptorl.envs.synthetic import PlantedSignalConfig, planted_signal_market
 from cryptorl.errors import ConfigError
-from cryptorl.learnability import LEARNABILITY_MARKET, run_learnability
+from cryptorl.learnability import LEARNABILITY_MARKET, LearnabilityResult, run_learnability
 
 
-def test_the_smoke_defaults_learn_a_planted_signal_and_the_audit_calls_them_healthy(tmp_path):
-    # The shipped smoke profile end to end: MAE pretraining, TQC from the encoder cache with the seed head,
-    # the compact replay, the callbacks, then the audit's own backtest, diagnostics and rules on held-out bars.
-    # benchmarks/learnability.py (LeanTQC, fused Adam): seeds 0, 1, 2 all healthy at 0.85, 0.71, 0.81 of the oracle's
-    # net Sharpe; seeds 3, 4, 5 gave healthy 0.67, degenerate -0.51, degenerate 0.87.
-    profile = dataclasses.replace(get_profile("smoke"), seed=0)
+# A learning claim is the median of LEARNING_SEEDS, each seed seeding both the market and the stack, like
+# benchmarks/learnability.py. Measured on a 2-core AMD EPYC (oracle fraction / correlation with the oracle),
+# seeds 0..5 under its AVX2 kernels, ATEN_CPU_CAPABILITY=default and 2 torch threads, seeds 6, 7 under the
+# first two: 0.86 / 0.84, 0.74 / 0.81, 0.82 / 0.85, 0.68 / 0.55, -0.50 / 0.69, 0.88 / 0.70, 0.30 / 0.43,
+# 0.50 / 0.28, each within 0.05 across the kernels. Seeds 0, 1, 2 never fell below 0.71 / 0.80, and their
+# medians (0.77..0.82 / 0.82..0.84) sit 0.27 and 0.32 above the thresholds; the median leaves room for one of
+# them to turn out like seed 4 on a machine not measured.
+# The verdict is not asserted: at the smoke budget the cost-awareness and critic-spread measurements sit on
+# their rules' thresholds (turnover ratio w2/w0 0.70..1.01 against 0.9, Q spread / noise 0.6..1.7 against 1),
+# so one seed is healthy on one machine and degenerate on another (issue 17).
+LEARNING_SEEDS = (0, 1, 2)
+MIN_MEDIAN_ORACLE_FRACTION = 0.5
+MIN_MEDIAN_ORACLE_CORRELATION = 0.5
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory) -> list[LearnabilityResult]:
+    """The shipped smoke profile end to end, once per seed: MAE pretraining, TQC from the encoder cache with the
+    seed head, the compact replay, the callbacks, then the audit's own backtest, diagnostics and rules."""
+    profile = get_profile("smoke")
     assert profile.train.use_encoder_cache and profile.train.head == "seed"
     profile = dataclasses.replace(profile, train=dataclasses.replace(profile.train, device="cpu"))
-    result = run_learnability(profile, LEARNABILITY_MARKET, tmp_path)
-    assert result.oracle_sharpe > 5
-    assert result.oracle_fraction >= 0.5, result
-    assert result.verdict == "healthy", result.reasons
-    assert result.oracle_correlation > 0.5 and result.turnover[2.0] < 0.9 * result.turnover[0.0]
+    return [run_learnability(dataclasses.replace(profile, seed=seed), dataclasses.replace(LEARNABILITY_MARKET, seed=seed),
+                             tmp_path_factory.mktemp(f"seed-{seed}")) for seed in LEARNING_SEEDS]
+
+
+def test_the_smoke_defaults_learn_a_planted_signal(smoke_runs):
+    assert all(run.oracle_sharpe > 5 for run in smoke_runs)  # each market has an edge worth learning
+    fractions = [run.oracle_fraction for run in smoke_runs]
+    correlations = [run.oracle_correlation for run in smoke_runs]
+    assert statistics.median(fractions) >= MIN_MEDIAN_ORACLE_FRACTION, fractions
+    assert statistics.median(correlations) >= MIN_MEDIAN_ORACLE_CORRELATION, correlations
+
+
+def test_the_audit_judges_each_smoke_agent_by_its_own_measurements(smoke_runs):
+    for run in smoke_runs:
+        assert judge(run.measurements).verdict == run.verdict
+        assert run.measurements["position_std_over_test"] == pytest.approx(run.position_std)
 
 
 def test_the_planted_signal_is_what_the_config_says():
