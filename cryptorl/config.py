@@ -278,6 +278,24 @@ class TrainConfig:
         _require(self.keep_last >= 1, "train.keep_last", self.keep_last, "use at least 1")
 
 
+FLOOR_BASELINES = ("flat", "buy_and_hold")
+
+
+@dataclass(frozen=True)
+class PromotionConfig:
+    """What a model must beat to become, and to stay, the live model of a data source."""
+
+    # Baselines whose net Sharpe at the real fee the model's must exceed on the same test slice: a challenger on
+    # its own slice, the live champion when a retrain re-scores it on the newest one (below it, it is retired).
+    # flat's is 0: a model that loses to doing nothing is never live. Empty: healthy is enough (not advised).
+    floor: tuple[str, ...] = FLOOR_BASELINES
+
+    def validate(self) -> None:
+        unknown = [name for name in self.floor if name not in FLOOR_BASELINES]
+        _require(not unknown, "promotion.floor", self.floor,
+                 f"name baselines among {', '.join(FLOOR_BASELINES)} (comma-separated), or none")
+
+
 # The seed's own training choices, as overrides of any profile (`--profile seed` is them at the seed's scale):
 # the reference every collapsed agent was trained with.
 SEED_TRAINING: dict[str, str] = {
@@ -308,9 +326,10 @@ class Profile:
     mae: MAEConfig = field(default_factory=MAEConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    promotion: PromotionConfig = field(default_factory=PromotionConfig)
 
     def validate(self) -> "Profile":
-        for stage in (self.data, self.features, self.wfo, self.regime, self.mae, self.env, self.train):
+        for stage in (self.data, self.features, self.wfo, self.regime, self.mae, self.env, self.train, self.promotion):
             stage.validate()
         return self
 
@@ -394,8 +413,8 @@ def _parse_like(current: Any, raw: str, dotted: str) -> Any:
             return int(raw)
         if isinstance(current, float):
             return float(raw)
-        if isinstance(current, tuple):
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if isinstance(current, tuple):  # "none" (or nothing) is the empty tuple
+            return () if raw.strip().lower() == "none" else tuple(part.strip() for part in raw.split(",") if part.strip())
     except ValueError:
         raise ConfigError(f"invalid value for {dotted}: {raw!r} is not a {type(current).__name__}") from None
     return None if raw.lower() == "none" else raw

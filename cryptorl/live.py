@@ -159,6 +159,18 @@ def slice_metrics(model: LiveModel, ohlcv: pd.DataFrame, first: pd.Timestamp, la
     return compute_metrics(path.positions[:-1], path.log_returns, model.profile.env.fee)
 
 
+FLOOR_POSITIONS = {"flat": 0.0, "buy_and_hold": 1.0}  # the constant position of each PromotionConfig.floor baseline
+
+
+def floor_sharpes(ohlcv: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp, fee: float,
+                  baselines: tuple[str, ...]) -> dict[str, float]:
+    """Each floor baseline's net Sharpe at `fee` over the test slice [first, last], scored as `slice_metrics` scores
+    a model (decisions first .. last - 1 from flat, each earning the next bar's log-return): the audit's numbers."""
+    log_returns = np.diff(np.log(ohlcv["close"].loc[first:last].to_numpy(np.float64)))  # (n - 1,)
+    return {name: compute_metrics(np.full(len(log_returns), FLOOR_POSITIONS[name]), log_returns, fee).sharpe
+            for name in baselines}
+
+
 # -- checks --------------------------------------------------------------------------------------------------
 
 def _check(name: str, uri: str, found: dict, expected: dict) -> None:

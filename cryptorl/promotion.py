@@ -2,17 +2,21 @@
 
 The rule, for the candidates of one segment run (one per seed) on one data source:
 1. A candidate can be promoted only if its audit judged the trained agent (not a baseline) healthy, and its
-   test slice starts no earlier than the champion's: a model trained on older data never replaces a newer
-   one, and so the champion is always scored on bars it never trained on.
+   test slice starts no earlier than the newest champion's: a model trained on older data never replaces a
+   newer one, and so the champion is always scored on bars it never trained on.
 2. Every such candidate is scored by the same code: its net Sharpe at w_cost 1 with the real fee over its own
-   test slice, from flat (cryptorl/live.py; its audit's number up to float rounding). The best one is the
-   challenger (ties: the lowest seed). The best of N seeds is favoured by luck: the DSR of the trials counts it.
-3. The champion is re-scored on the challenger's test slice with its own scaler, HMM, encoder and agent.
-4. The challenger is promoted if its Sharpe is strictly higher. Without a champion the first promotable
-   challenger is promoted; an unhealthy one never is.
+   test slice, from flat (cryptorl/live.py; its audit's number up to float rounding). It must clear the floor
+   (`PromotionConfig.floor`): beat, strictly, the net Sharpe of each floor baseline (flat's is 0, buy & hold's)
+   on the same slice. The best candidate that does is the challenger (ties: the lowest seed). The best of N
+   seeds is favoured by luck: the DSR of the trials counts it.
+3. The live champion is re-scored on the run's test slice with its own scaler, HMM, encoder and agent.
+4. The challenger is promoted if its Sharpe is strictly higher. Without a live champion the first challenger
+   is promoted; an unhealthy one, or one below the floor, never is.
+5. A live champion that is not replaced and whose re-score does not clear the floor is retired: from then on
+   there is no live model (cryptorl signal refuses) until a challenger that clears the floor is promoted.
 
-Every decision, accepted or rejected, is logged with its numbers. A promotion that loses the race for its
-version number (another one was promoted meanwhile) is judged again against the new champion.
+Every decision, accepted, rejected or retiring, is logged with its numbers. A promotion that loses the race for
+its version number (another one was promoted meanwhile) is judged again against the new champion.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from cryptorl.config import DataConfig, Profile
 from cryptorl.data import dataset_name, load_ohlcv
 from cryptorl.data.validation import format_timestamp
 from cryptorl.errors import ConfigError, StorageError
-from cryptorl.live import load_model, slice_metrics
-from cryptorl.registry import ChampionRecord, ModelRefs, create_version, current_champion, log_decision
+from cryptorl.live import floor_sharpes, load_model, slice_metrics
+from cryptorl.registry import (ChampionRecord, ModelRefs, create_version, current_champion, log_decision,
+                               newest_version, retire)
 from cryptorl.stages import AuditArtifacts, MAEArtifacts, RegimeArtifacts, SegmentArtifacts, TQCArtifacts
 from cryptorl.storage import ArtifactRef, ArtifactStore
 
@@ -68,6 +73,7 @@ class CandidateScore:
     verdict: str
     audit_sharpe: float | None  # its audit's net test Sharpe at w_cost 1
     sharpe: float | None  # re-scored by cryptorl/live.py (None when excluded before scoring)
+    floor: dict[str, float] | None  # each floor baseline's net Sharpe on its test slice (None: not scored)
     test_first: pd.Timestamp
     test_last: pd.Timestamp
     excluded: str | None  # why it cannot be promoted; None when it can
@@ -90,7 +96,12 @@ class ChampionScore:
     promoted_at: pd.Timestamp
     age_hours: float
     own_sharpe: float  # on its own test slice, when it was promoted
-    sharpe: float | None  # on the challenger's test slice (None when not re-scored)
+    sharpe: float | None  # on the run's test slice (None when not re-scored: the slice is not newer than its own)
+    floor: dict[str, float] | None  # each floor baseline's net Sharpe on that slice
+
+    @property
+    def below_floor(self) -> bool:
+        return self.sharpe is not None and self.floor is not None and not clears(self.sharpe, self.floor)
 
 
 @dataclass(frozen=True)
@@ -104,13 +115,14 @@ class Decision:
     reason: str
     candidates: tuple[CandidateScore, ...]
     challenger: CandidateScore | None  # the best promotable candidate
-    champion: ChampionScore | None  # the champion before the decision
-    version: int | None  # the champion's version after the decision
+    champion: ChampionScore | None  # the live champion before the decision
+    version: int | None  # the live champion's version after the decision (None: there is none)
+    retired: int | None  # the version this decision retired
     lost_races: int
 
     @property
     def outcome(self) -> str:
-        return "accepted" if self.accepted else "rejected"
+        return "accepted" if self.accepted else "retired" if self.retired else "rejected"
 
     def to_json(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self)) | {"outcome": self.outcome}
@@ -125,22 +137,25 @@ def promote(store: ArtifactStore, challengers: Sequence[Challenger], *, now: pd.
     decision_id = uuid.uuid4().hex[:12]
     for lost_races in range(MAX_RACES):
         at = now if now is not None else pd.Timestamp.now(tz="UTC").floor("s")
-        champion = current_champion(store, dataset)
-        ranked = [_against(score, champion) for score in scores]
+        champion, newest = current_champion(store, dataset), newest_version(store, dataset)
+        ranked = [_against(score, newest, live=champion is not None) for score in scores]
         promotable = [i for i, score in enumerate(ranked) if score.excluded is None]
         best = max(promotable, key=lambda i: (ranked[i].sharpe, -ranked[i].seed), default=None)
         challenger = None if best is None else ranked[best]
-        champion_score = _champion_score(store, champion, challenger, None if best is None else challengers[best],
-                                         data, at)
-        accepted, reason = _rule(challenger, ranked, champion_score)
-        version = champion.version if champion else None
+        champion_score = _champion_score(store, champion, scores[0], challengers[0], data, at)
+        accepted, retiring, reason = _rule(challenger, ranked, champion_score, scores[0])
+        version, retired = (champion.version if champion else None), None
         if accepted:
             record = _record(dataset, challengers[best], challenger, decision_id, at, champion)
             if not create_version(store, record):
                 continue  # another promotion created this version first: judge again against it
             version = record.version
+        elif retiring:
+            # False when a concurrent decision retired it first: this one still found it below the floor.
+            retire(store, champion, at, decision_id, _retirement(champion_score, _slice_text(scores[0])))
+            version, retired = None, champion.version
         decision = Decision(decision_id, dataset, at, accepted, reason, tuple(ranked), challenger, champion_score,
-                            version, lost_races)
+                            version, retired, lost_races)
         log_decision(store, dataset, at, decision_id, decision.to_json())
         return decision
     raise StorageError(f"promotion {decision_id} lost {MAX_RACES} races in a row to concurrent promotions of "
@@ -168,59 +183,89 @@ def _score(store: ArtifactStore, candidate: Challenger, data: _DataCache) -> Can
     first, last = (pd.Timestamp(report["test_slice"][end]) for end in ("first", "last"))
     excluded = (f"its audit judged {report['policy']!r}, not the trained agent" if report["policy"] != "trained"
                 else f"verdict {report['verdict']} (not {HEALTHY})" if report["verdict"] != HEALTHY else None)
-    sharpe = None
+    sharpe, floor = None, None
     if excluded is None:
         profile = dataclasses.replace(candidate.profile, seed=candidate.seed)
         model = load_model(store, candidate.refs, profile, f"segment {report['segment']} seed {candidate.seed}")
-        sharpe = slice_metrics(model, data.get(candidate.data.uri, profile.data), first, last,
-                               source=candidate.data.uri).sharpe
+        ohlcv = data.get(candidate.data.uri, profile.data)
+        sharpe = slice_metrics(model, ohlcv, first, last, source=candidate.data.uri).sharpe
+        floor = floor_sharpes(ohlcv, first, last, profile.env.fee, profile.promotion.floor)
+        if not clears(sharpe, floor):
+            excluded = f"its net test Sharpe {sharpe:.3f} does not clear the floor ({floor_text(floor)})"
     return CandidateScore(int(report["segment"]), candidate.seed, candidate.refs.model_id, report["policy"],
-                          report["verdict"], trained.get("sharpe"), sharpe, first, last, excluded)
+                          report["verdict"], trained.get("sharpe"), sharpe, floor, first, last, excluded)
 
 
-def _against(score: CandidateScore, champion: ChampionRecord | None) -> CandidateScore:
-    """`score`, excluded too when the champion makes it unpromotable (older data, or the champion itself)."""
-    if score.excluded is not None or champion is None:
+def clears(sharpe: float, floor: dict[str, float]) -> bool:
+    """Whether `sharpe` beats every floor baseline's, strictly (an empty floor is always cleared)."""
+    return all(sharpe > baseline for baseline in floor.values())
+
+
+def floor_text(floor: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.3f}" for name, value in floor.items()) or "no floor"
+
+
+def _against(score: CandidateScore, newest: ChampionRecord | None, live: bool) -> CandidateScore:
+    """`score`, excluded too when the newest champion, `live` or retired, makes it unpromotable (older data, or
+    the champion itself)."""
+    if score.excluded is not None or newest is None:
         return score
-    if score.model_id == champion.refs.model_id:
-        return dataclasses.replace(score, excluded=f"it is already the champion (v{champion.version})")
-    if score.test_first < champion.test_first:
+    if score.model_id == newest.refs.model_id:
+        return dataclasses.replace(score, excluded=f"it is already the champion (v{newest.version})" if live
+                                   else f"it is champion v{newest.version}, which was retired")
+    if score.test_first < newest.test_first:
         return dataclasses.replace(score, excluded=(
-            f"its test slice starts {format_timestamp(score.test_first)}, before champion v{champion.version}'s "
-            f"({format_timestamp(champion.test_first)}): a model trained on older data never replaces a newer one"))
+            f"its test slice starts {format_timestamp(score.test_first)}, before champion v{newest.version}'s "
+            f"({format_timestamp(newest.test_first)}): a model trained on older data never replaces a newer one"))
     return score
 
 
-def _champion_score(store: ArtifactStore, champion: ChampionRecord | None, challenger: CandidateScore | None,
-                    run: Challenger | None, data: _DataCache, at: pd.Timestamp) -> ChampionScore | None:
-    """The champion, re-scored on the challenger's test slice of the challenger `run`'s data (if there is one)."""
+def _champion_score(store: ArtifactStore, champion: ChampionRecord | None, run_score: CandidateScore,
+                    run: Challenger, data: _DataCache, at: pd.Timestamp) -> ChampionScore | None:
+    """The live champion, re-scored with the run's floor on the run's test slice when that slice is newer than
+    the champion's own (bars it never trained on)."""
     if champion is None:
         return None
-    sharpe = None
-    if challenger is not None and run is not None:
+    sharpe, floor = None, None
+    if run_score.test_first >= champion.test_first:
         model = load_model(store, champion.refs, champion.profile, champion.identity)
-        sharpe = slice_metrics(model, data.get(run.data.uri, champion.profile.data), challenger.test_first,
-                               challenger.test_last, source=run.data.uri).sharpe
+        ohlcv = data.get(run.data.uri, champion.profile.data)
+        sharpe = slice_metrics(model, ohlcv, run_score.test_first, run_score.test_last, source=run.data.uri).sharpe
+        floor = floor_sharpes(ohlcv, run_score.test_first, run_score.test_last, champion.profile.env.fee,
+                              run.profile.promotion.floor)
     return ChampionScore(champion.version, champion.identity, champion.refs.model_id, champion.segment, champion.seed,
                          champion.profile.name, champion.promoted_at, champion.age_hours(at), champion.test_sharpe,
-                         sharpe)
+                         sharpe, floor)
 
 
-def _rule(best: CandidateScore | None, ranked: list[CandidateScore],
-          champion: ChampionScore | None) -> tuple[bool, str]:
-    """(accepted, why) by the module's rule."""
-    if best is None:
-        why = "; ".join(f"{s.label}: {s.excluded}" for s in ranked)
-        return False, f"no candidate can be promoted ({why}); " + (
-            f"champion v{champion.version} stays" if champion else "there is still no champion")
+def _rule(best: CandidateScore | None, ranked: list[CandidateScore], champion: ChampionScore | None,
+          run_score: CandidateScore) -> tuple[bool, bool, str]:
+    """(accepted, retire the live champion, why) by the module's rule."""
+    if best is not None and champion is None:
+        return True, False, (f"first live champion: {best.label} is {HEALTHY} and its net test Sharpe "
+                             f"{best.sharpe:.3f} clears the floor ({floor_text(best.floor or {})})")
+    slice_text = _slice_text(run_score)
+    if best is not None and best.sharpe > champion.sharpe:
+        return True, False, (f"{best.label} (net test Sharpe {best.sharpe:.3f}) beats champion v{champion.version}'s "
+                             f"{champion.sharpe:.3f} on the challenger's test slice {slice_text}")
+    why = (f"no candidate can be promoted ({'; '.join(f'{s.label}: {s.excluded}' for s in ranked)})" if best is None
+           else f"{best.label} (net test Sharpe {best.sharpe:.3f}) does not beat champion v{champion.version}'s "
+                f"{champion.sharpe:.3f} on the challenger's test slice {slice_text}")
     if champion is None:
-        return True, f"first champion: {best.label} is {HEALTHY} (net test Sharpe {best.sharpe:.3f})"
-    slice_text = f"{format_timestamp(best.test_first)} .. {format_timestamp(best.test_last)}"
-    if best.sharpe > champion.sharpe:
-        return True, (f"{best.label} (net test Sharpe {best.sharpe:.3f}) beats champion v{champion.version}'s "
-                      f"{champion.sharpe:.3f} on the challenger's test slice {slice_text}")
-    return False, (f"{best.label} (net test Sharpe {best.sharpe:.3f}) does not beat champion v{champion.version}'s "
-                   f"{champion.sharpe:.3f} on the challenger's test slice {slice_text}; the champion stays")
+        return False, False, f"{why}; there is still no live champion"
+    if champion.below_floor:
+        return False, True, f"{why}; {_retirement(champion, slice_text)}"
+    return False, False, f"{why}; champion v{champion.version} stays"
+
+
+def _slice_text(score: CandidateScore) -> str:
+    return f"{format_timestamp(score.test_first)} .. {format_timestamp(score.test_last)}"
+
+
+def _retirement(champion: ChampionScore, slice_text: str) -> str:
+    """Why a champion re-scored below the floor on the run's test slice is retired."""
+    return (f"champion v{champion.version} is retired: its net Sharpe {champion.sharpe:.3f} on the newest test slice "
+            f"{slice_text} does not clear the floor ({floor_text(champion.floor or {})})")
 
 
 def _record(dataset: str, winner: Challenger, score: CandidateScore, decision_id: str, at: pd.Timestamp,
@@ -255,7 +300,7 @@ def _plain(value: Any) -> Any:
 
 def promotion_markdown(decision: Decision) -> str:
     """The `promotion` artifact: which way, why, the numbers of the challenger, the champion and every candidate."""
-    after = f"champion v{decision.version}" if decision.version else "no champion"
+    after = f"champion v{decision.version}" if decision.version else "no live champion"
     lines = [f"# Promotion {decision.outcome.upper()}: {decision.dataset}, {after}", "", decision.reason, ""]
     rows = _comparison_rows(decision)
     if rows:  # no table at all when there is neither a promotable challenger nor a champion
@@ -264,9 +309,10 @@ def promotion_markdown(decision: Decision) -> str:
     lines += ["", "Candidates (one per seed; the best promotable one is the challenger):", ""]
     lines += [_candidate_line(score) for score in decision.candidates]
     lines += ["", "Rule: the challenger is the best healthy seed whose test slice starts no earlier than the "
-              "champion's; it replaces the champion only if its net Sharpe at w_cost 1 with the real fee beats the "
-              "champion's, re-scored on the challenger's test slice with the champion's own scaler, HMM, encoder "
-              "and agent.", f"Decision {decision.id} at {format_timestamp(decision.at)}"
+              "champion's and whose net Sharpe at w_cost 1 with the real fee beats the floor's baselines on that "
+              "slice; it replaces the champion only if it also beats the champion's, re-scored on the challenger's "
+              "test slice with the champion's own scaler, HMM, encoder and agent. A champion that stays but no "
+              "longer clears the floor there is retired.", f"Decision {decision.id} at {format_timestamp(decision.at)}"
               + (f" (judged again after {decision.lost_races} lost race(s))" if decision.lost_races else "") + "."]
     return "\n".join(lines) + "\n"
 
@@ -283,13 +329,18 @@ def _comparison_rows(decision: Decision) -> list[str]:
         rows.append(f"| champion v{k.version} ({k.profile}), promoted {format_timestamp(k.promoted_at)}, "
                     f"{k.age_hours:.1f} h ago | {k.segment} | {k.seed} | {HEALTHY} | {_number(k.sharpe)} | "
                     f"{_number(k.own_sharpe)} (own slice) | {k.model_id} |")
+    floor = next((score.floor for score in decision.candidates if score.floor is not None),
+                 decision.champion.floor if decision.champion is not None else None)
+    rows += [f"| floor: {name} | | | | {value:.3f} | | |" for name, value in (floor or {}).items()] if rows else []
     return rows
 
 
 def _candidate_line(score: CandidateScore) -> str:
     return (f"- {score.label}: verdict {score.verdict}, net test Sharpe {_number(score.sharpe)} (audit "
             f"{_number(score.audit_sharpe)}), test slice {format_timestamp(score.test_first)} .. "
-            f"{format_timestamp(score.test_last)}" + (f"; not promotable: {score.excluded}" if score.excluded else ""))
+            f"{format_timestamp(score.test_last)}" + (f", floor {floor_text(score.floor)}" if score.floor is not None
+                                                       else "")
+            + (f"; not promotable: {score.excluded}" if score.excluded else ""))
 
 
 def _number(value: float | None) -> str:

@@ -3,10 +3,14 @@
 Layout in the artifact store, per data source name (`cryptorl.data.dataset_name`, e.g. `btcusdt-1h`):
 
     registry/<dataset>/versions/000001.json       one record per promotion, created exclusively, never rewritten
-    registry/<dataset>/champion.json              the newest version's record (a pointer for people and tools)
+    registry/<dataset>/retired/000001.json        the retirement of that version, if it was retired (exclusive too)
+    registry/<dataset>/champion.json              the newest version's record and its retirement, if any (a
+                                                  pointer for people and tools)
     registry/<dataset>/decisions/<utc>-<id>.json  every promotion decision, accepted or rejected, with its numbers
 
-The champion is the newest version. A promotion judged against version n creates version n + 1 with
+The live champion is the newest version unless it was retired: a retrain re-scored it on newer bars and it
+fell below the promotion floor (cryptorl/promotion.py). Then there is no live model until a challenger that
+clears the floor is promoted as the next version. A promotion judged against version n creates version n + 1 with
 `ArtifactStore.create_exclusive`, so of two promotions judged against the same champion exactly one
 creates it; the other finds the name taken and is judged again against the new champion
 (cryptorl/promotion.py). The versions are the registry's truth and its append-only history;
@@ -24,8 +28,8 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.config import (DataConfig, EnvConfig, FeatureConfig, MAEConfig, Profile, RegimeConfig, TrainConfig,
-                             WFOConfig)
+from cryptorl.config import (DataConfig, EnvConfig, FeatureConfig, MAEConfig, Profile, PromotionConfig, RegimeConfig,
+                             TrainConfig, WFOConfig)
 from cryptorl.errors import ArtifactNotFoundError, CheckpointError
 from cryptorl.storage import ArtifactRef, ArtifactStore
 
@@ -33,7 +37,7 @@ SCHEMA = "cryptorl.champion/1"
 PREFIX = "registry"
 _VERSION_FILE = re.compile(r"^(\d{6})\.json$")
 _STAGES: dict[str, type] = {"data": DataConfig, "features": FeatureConfig, "wfo": WFOConfig, "regime": RegimeConfig,
-                            "mae": MAEConfig, "env": EnvConfig, "train": TrainConfig}
+                            "mae": MAEConfig, "env": EnvConfig, "train": TrainConfig, "promotion": PromotionConfig}
 
 
 @dataclass(frozen=True)
@@ -115,12 +119,13 @@ class ChampionRecord:
 
 
 def profile_from_json(name: str, seed: int, configs: dict[str, dict[str, Any]]) -> Profile:
-    """A Profile from stored stage configs (lists back to tuples; keys this code no longer has are dropped)."""
+    """A Profile from stored stage configs (lists back to tuples; keys this code no longer has are dropped, a
+    stage a record predates takes its defaults)."""
     stages = {}
     for stage, config_class in _STAGES.items():
         known = {field.name for field in dataclasses.fields(config_class)}
         stages[stage] = config_class(**{key: tuple(value) if isinstance(value, list) else value
-                                        for key, value in configs[stage].items() if key in known})
+                                        for key, value in configs.get(stage, {}).items() if key in known})
     return Profile(name=name, seed=seed, **stages)
 
 
@@ -132,6 +137,10 @@ def _ref_json(ref: ArtifactRef) -> dict[str, str]:
 
 def version_key(dataset: str, version: int) -> str:
     return f"{PREFIX}/{dataset}/versions/{version:06d}.json"
+
+
+def retirement_key(dataset: str, version: int) -> str:
+    return f"{PREFIX}/{dataset}/retired/{version:06d}.json"
 
 
 def champion_key(dataset: str) -> str:
@@ -156,18 +165,36 @@ def read_version(store: ArtifactStore, dataset: str, version: int) -> ChampionRe
     return ChampionRecord.from_json(store.read_json(key), store.uri(key))
 
 
-def current_champion(store: ArtifactStore, dataset: str) -> ChampionRecord | None:
-    """The newest version, or None before the first promotion."""
+def newest_version(store: ArtifactStore, dataset: str) -> ChampionRecord | None:
+    """The newest version, retired or not; None before the first promotion."""
     numbers = version_numbers(store, dataset)
     return read_version(store, dataset, numbers[-1]) if numbers else None
 
 
+def read_retirement(store: ArtifactStore, dataset: str, version: int) -> dict[str, Any] | None:
+    """Version `version`'s retirement (at, decision, reason), or None while it was never retired."""
+    key = retirement_key(dataset, version)
+    return store.read_json(key) if store.exists(key) else None
+
+
+def current_champion(store: ArtifactStore, dataset: str) -> ChampionRecord | None:
+    """The live champion: the newest version unless it was retired; None before the first promotion."""
+    newest = newest_version(store, dataset)
+    return None if newest is None or read_retirement(store, dataset, newest.version) else newest
+
+
 def require_champion(store: ArtifactStore, dataset: str) -> ChampionRecord:
-    champion = current_champion(store, dataset)
-    if champion is None:
+    newest = newest_version(store, dataset)
+    if newest is None:
         raise ArtifactNotFoundError(f"no champion for data source {dataset!r} in {store.url} yet: run a segment on "
-                                    "this data (cryptorl run --data ...); a healthy audited agent promotes itself")
-    return champion
+                                    "this data (cryptorl run --data ...); a healthy audited agent that clears the "
+                                    "promotion floor promotes itself")
+    retired = read_retirement(store, dataset, newest.version)
+    if retired:
+        raise ArtifactNotFoundError(f"no live champion for data source {dataset!r} in {store.url}: {newest.identity} "
+                                    f"was retired {retired['at']}: {retired['reason']}; run a segment on newer bars "
+                                    "to promote one that clears the floor")
+    return newest
 
 
 def history(store: ArtifactStore, dataset: str) -> list[ChampionRecord]:
@@ -195,16 +222,26 @@ def create_version(store: ArtifactStore, record: ChampionRecord) -> bool:
     return True
 
 
+def retire(store: ArtifactStore, record: ChampionRecord, at: pd.Timestamp, decision_id: str, reason: str) -> bool:
+    """Retire `record`'s version (it stays in the history); False when another decision retired it first."""
+    payload = {"version": record.version, "at": at.isoformat(), "decision": decision_id, "reason": reason}
+    if not store.create_exclusive(retirement_key(record.dataset, record.version), json.dumps(payload).encode()):
+        return False
+    _sync_champion_pointer(store, record.dataset)
+    return True
+
+
 def log_decision(store: ArtifactStore, dataset: str, at: pd.Timestamp, decision_id: str,
                  decision: dict[str, Any]) -> ArtifactRef:
     return store.write_json(decision_key(dataset, at, decision_id), decision)
 
 
 def _sync_champion_pointer(store: ArtifactStore, dataset: str) -> None:
-    """Write champion.json from the newest version until it stays the newest after the write."""
+    """Write champion.json from the newest version (and its retirement) until it stays the newest after the write."""
     while True:
         newest = version_numbers(store, dataset)[-1]
-        store.write_bytes(champion_key(dataset), store.read_bytes(version_key(dataset, newest)))
+        pointer = store.read_json(version_key(dataset, newest)) | {"retired": read_retirement(store, dataset, newest)}
+        store.write_bytes(champion_key(dataset), json.dumps(pointer, indent=2, sort_keys=True).encode())
         if version_numbers(store, dataset)[-1] == newest:
             return
 
@@ -214,20 +251,27 @@ def _sync_champion_pointer(store: ArtifactStore, dataset: str) -> None:
 def champion_lines(store: ArtifactStore, dataset: str, now: pd.Timestamp, last_decisions: int = 10) -> list[str]:
     """What `cryptorl champion` prints: the live model, the promotion history and the recent decisions."""
     versions = history(store, dataset)
+    retired = {r.version: read_retirement(store, dataset, r.version) for r in versions}
     logged = decisions(store, dataset, last_decisions)
     lines = [f"no champion for {dataset!r} in {store.url} yet"] if not versions else _record_lines(
-        versions[-1], store.url, now)
+        versions[-1], store.url, now, retired[versions[-1].version])
     lines.append(f"history ({len(versions)} promotion{'s' * (len(versions) != 1)}):")
     lines += [f"  v{r.version}  {_when(r.promoted_at)}  segment {r.segment}  seed {r.seed}  {r.profile.name}  "
               f"Sharpe {r.test_sharpe:.3f}  model {r.refs.model_id}"
-              + (f"  replaced v{r.replaces}" if r.replaces else "  (first)") for r in versions]
+              + (f"  replaced v{r.replaces}" if r.replaces else "  (first)")
+              + (f"  retired {_when(pd.Timestamp(retired[r.version]['at']))}" if retired[r.version] else "")
+              for r in versions]
     lines.append(f"recent decisions ({len(logged)}):")
     lines += [f"  {_when(pd.Timestamp(d['at']))}  {d['outcome']}  {d['reason']}" for d in logged]
     return lines
 
 
-def _record_lines(record: ChampionRecord, store_url: str, now: pd.Timestamp) -> list[str]:
-    return [f"champion of {record.dataset!r} in {store_url}: {record.identity}",
+def _record_lines(record: ChampionRecord, store_url: str, now: pd.Timestamp,
+                  retired: dict[str, Any] | None) -> list[str]:
+    header = f"champion of {record.dataset!r} in {store_url}: {record.identity}" if retired is None else (
+        f"no live champion of {record.dataset!r} in {store_url}: the last one, {record.identity}, was retired "
+        f"{_when(pd.Timestamp(retired['at']))} by decision {retired['decision']}: {retired['reason']}")
+    return [header,
             f"  segment {record.segment} (test {_when(record.test_first)} .. {_when(record.test_last)}), seed "
             f"{record.seed}, profile {record.profile.name}",
             f"  verdict {record.verdict}, net test Sharpe {record.test_sharpe:.3f} at w_cost 1 (real fee "

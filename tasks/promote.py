@@ -7,15 +7,16 @@ from cryptorl.promotion import Challenger, Decision, promote as promote_challeng
 from cryptorl.storage import ArtifactStore
 
 PROMOTION_KEY = "promotion"
-EVENT_PREFIX = "cryptorl.promotion"  # .accepted / .rejected: what users hang automations on
+EVENT_PREFIX = "cryptorl.promotion"  # .accepted / .rejected / .retired: what users hang automations on
 
 
 @task(cache_policy=NO_CACHE)  # a decision depends on the registry's current champion: never reuse one
 def promote(store_url: str, challengers: list[Challenger]) -> Decision:
-    """Promote the best healthy seed of a segment run if it beats the champion; the `promotion` artifact and event.
+    """Promote the best healthy seed of a segment run that clears the floor if it beats the champion, or retire a
+    champion below the floor; the `promotion` artifact and event.
 
-    The event `cryptorl.promotion.accepted` / `.rejected` is about the resource `cryptorl.registry.<dataset>`
-    and carries the decision's numbers in its payload.
+    The event `cryptorl.promotion.accepted` / `.rejected` / `.retired` is about the resource
+    `cryptorl.registry.<dataset>` and carries the decision's numbers in its payload.
     """
     decision = promote_challengers(ArtifactStore(store_url), challengers)
     create_markdown_artifact(key=PROMOTION_KEY, markdown=promotion_markdown(decision),

@@ -12,6 +12,7 @@ from PIL import Image
 from cryptorl.audit.plots import EMBED_MAX_WIDTH
 from cryptorl.audit.verdict import Verdict, judge
 from cryptorl.config import DEFAULT_DATA_PATH
+from cryptorl.promotion import clears
 from cryptorl.storage import ArtifactStore
 from tests.flows.prefect_helpers import flow_run_artifact, task_states
 
@@ -87,7 +88,10 @@ def test_the_segment_run_ends_with_a_promotion_decision_shown_in_the_ui(first_ru
     result, _, flow_run_id = first_run
     decision, verdict = result.promotion, result.seeds[0].audit.verdict
     assert decision is not None and decision.dataset == "btcusdt-1h"
-    assert decision.accepted == (verdict == "healthy")  # the store starts empty: only a healthy agent becomes champion
+    [candidate] = decision.candidates
+    # The store starts empty: only a healthy agent that clears the floor (the profile's) becomes champion.
+    assert candidate.verdict == verdict and (candidate.floor is None) == (verdict != "healthy")
+    assert decision.accepted == (verdict == "healthy" and clears(candidate.sharpe, candidate.floor))
     artifact = flow_run_artifact(flow_run_id, "promotion")
     assert artifact is not None and f"Promotion {decision.outcome.upper()}" in artifact.data
     assert decision.reason in artifact.data

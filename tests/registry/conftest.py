@@ -13,13 +13,17 @@ of its own (`Trained.challengers`) and starts from an empty registry.
 from __future__ import annotations
 
 import dataclasses
+import io
+import math
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+import torch
 
 from cryptorl import stages
 from cryptorl.audit.verdict import HEALTHY
@@ -27,9 +31,14 @@ from cryptorl.config import DEFAULT_DATA_PATH, Profile, get_profile, with_overri
 from cryptorl.data import load_ohlcv
 from cryptorl.promotion import Challenger
 from cryptorl.storage import ArtifactRef, ArtifactStore
+from cryptorl.training.callbacks import CHECKPOINT_EXCLUDE
+from cryptorl.training.tqc import load_trained_model
 
+# No promotion floor: what 256 steps earn is noise, and these tests are about the rest of the rule;
+# tests/registry/test_floor.py sets the floor on agents pinned to a known position.
 OVERRIDES = {"mae.max_epochs": "1", "mae.steps_per_epoch": "5", "train.total_timesteps": "256",
-             "train.checkpoints": "1", "train.eval_steps": "16", "wfo.test": "5D", "wfo.step": "5D"}
+             "train.checkpoints": "1", "train.eval_steps": "16", "wfo.test": "5D", "wfo.step": "5D",
+             "promotion.floor": "none"}
 DATA_END = pd.Timestamp("2018-08-19", tz="UTC")  # segment 1's test slice ends 2018-08-16 07:00: ~3 later days
 RUNS = ((0, 0), (1, 0), (1, 1))  # (segment, seed)
 
@@ -53,6 +62,20 @@ class Trained:
         source, target = ArtifactStore(self.store_url), ArtifactStore(store_url)
         return {run: dataclasses.replace(_copied(challenger, source, target), data=stages.source_ref(str(data)))
                 for run, challenger in self.healthy.items()}
+
+
+def pinned(challenger: Challenger, position: float, store_url: str) -> Challenger:
+    """`challenger` (already in `store_url`) whose agent holds `position` whatever it sees: the actor's mean layer
+    outputs atanh(position). Its net Sharpe on a slice then follows the market's sign, by construction."""
+    store = ArtifactStore(store_url)
+    model = load_trained_model(io.BytesIO(store.read_bytes(challenger.tqc.model)), device="cpu")
+    with torch.no_grad():
+        model.actor.mu.weight.zero_()
+        model.actor.mu.bias.fill_(math.atanh(position))
+    saved = io.BytesIO()
+    model.save(saved, exclude=list(CHECKPOINT_EXCLUDE))
+    ref = store.write_bytes(f"pinned/{uuid.uuid4().hex}/model.zip", saved.getvalue())
+    return dataclasses.replace(challenger, tqc=dataclasses.replace(challenger.tqc, model=ref))
 
 
 def _copied(value: Any, source: ArtifactStore, target: ArtifactStore) -> Any:

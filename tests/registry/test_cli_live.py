@@ -50,7 +50,7 @@ def test_champion_shows_the_live_model_its_history_and_the_decisions(live, capsy
                           "UTC), seed 0, profile smoke\n")
     assert f"net test Sharpe {champion.test_sharpe:.3f} at w_cost 1 (real fee 0.001)" in out
     assert f"  tqc_model: {champion.refs.tqc_model.uri}\n" in out and "history (1 promotion):\n  v1  " in out
-    assert "recent decisions (1):\n" in out and "  accepted  first champion: segment 1 seed 0 is healthy" in out
+    assert "recent decisions (1):\n" in out and "  accepted  first live champion: segment 1 seed 0 is healthy" in out
 
 
 def test_champion_before_any_promotion_says_so(tmp_path, capsys):

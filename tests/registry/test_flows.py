@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests.registry.conftest import pinned
+
 DATASET = "btcusdt-1h"
 HOURS_IN_A_CENTURY = 24 * 365 * 100  # a staleness limit that reads the 2018 test data
 
@@ -25,6 +27,25 @@ def promoted(prefect_harness, trained, tmp_path_factory):
     challenger = trained.challengers(store_url)[1, 0]
     runs = [promote_flow(store_url, [challenger], return_state=True) for _ in range(2)]
     return store_url, challenger, [(run.state_details.flow_run_id, run.result()) for run in runs]
+
+
+@pytest.fixture(scope="module")
+def retired(prefect_harness, trained, tmp_path_factory):
+    """A short-pinned agent promoted on segment 0 (BTC fell), then retired by a run on segment 1 (BTC rose)."""
+    from prefect import flow
+
+    from tasks.promote import promote
+    from tests.registry.test_floor import SHORT, with_floor
+
+    @flow(name="retire-in-a-test", validate_parameters=False)
+    def promote_flow(store_url: str, challengers: list):
+        return promote(store_url, challengers)
+
+    store_url = f"file://{tmp_path_factory.mktemp('prefect-retirement')}"
+    challengers = trained.challengers(store_url)
+    runs = [promote_flow(store_url, [with_floor(pinned(challengers[segment, 0], SHORT, store_url))],
+                         return_state=True) for segment in (0, 1)]
+    return [(run.state_details.flow_run_id, run.result()) for run in runs]
 
 
 def read_event(name: str, flow_run_id) -> object:
@@ -75,6 +96,15 @@ def test_each_decision_emits_its_event_with_the_numbers(promoted):
     rejected_event = read_event("cryptorl.promotion.rejected", rejected_run)
     assert rejected_event.payload["id"] == rejected.id
     assert rejected_event.payload["reason"] == rejected.reason and rejected_event.payload["champion"]["version"] == 1
+
+
+def test_a_retirement_emits_its_event_with_the_numbers(retired):
+    (_, accepted), (retiring_run, retiring) = retired
+    assert accepted.outcome == "accepted" and retiring.outcome == "retired"
+    event = read_event("cryptorl.promotion.retired", retiring_run)
+    assert event.payload["id"] == retiring.id and event.payload["retired"] == 1 and event.payload["version"] is None
+    assert event.payload["champion"]["sharpe"] == retiring.champion.sharpe < 0
+    assert event.payload["champion"]["floor"] == retiring.champion.floor
 
 
 def test_the_signal_flow_returns_the_signal_and_shows_it(promoted):

@@ -45,12 +45,12 @@ def test_an_unhealthy_challenger_or_a_baseline_s_audit_is_never_promoted(trained
     assert not decision.accepted and decision.version is None and decision.challenger is None
     assert decision.reason == ("no candidate can be promoted (segment 1 seed 0: verdict degenerate (not healthy); "
                                "segment 1 seed 1: its audit judged 'momentum', not the trained agent); "
-                               "there is still no champion")
+                               "there is still no live champion")
     assert [c.sharpe for c in decision.candidates] == [None, None]  # excluded before any backtest
     assert registry.version_numbers(ArtifactStore(store_url), DATASET) == []
     assert [d["outcome"] for d in registry.decisions(ArtifactStore(store_url), DATASET)] == ["rejected"]
     markdown = promotion_markdown(decision)
-    assert markdown.startswith("# Promotion REJECTED: btcusdt-1h, no champion\n") and decision.reason in markdown
+    assert markdown.startswith("# Promotion REJECTED: btcusdt-1h, no live champion\n") and decision.reason in markdown
     assert "| challenger |" not in markdown and "|---|" not in markdown  # nothing to compare: no empty table
 
 
@@ -60,7 +60,8 @@ def test_the_first_healthy_challenger_becomes_the_champion_with_its_numbers(trai
     audited = store.read_json(challenger.audit.report)["policies"]["trained"]["1"]["sharpe"]
     assert decision.accepted and decision.version == 1 and decision.champion is None
     assert decision.challenger.sharpe == pytest.approx(audited, rel=1e-4)
-    assert decision.reason == f"first champion: segment 1 seed 0 is healthy (net test Sharpe {audited:.3f})"
+    assert decision.reason == (f"first live champion: segment 1 seed 0 is healthy and its net test Sharpe "
+                               f"{audited:.3f} clears the floor (no floor)")
     champion = registry.require_champion(store, DATASET)
     assert (champion.version, champion.segment, champion.seed, champion.verdict) == (1, 1, 0, "healthy")
     assert champion.refs == challenger.refs and champion.data == challenger.data and champion.promoted_at == NOW
@@ -108,7 +109,7 @@ def test_the_best_seed_is_the_challenger_and_it_must_beat_the_champion_both_ways
     assert not down.accepted and down.version == 2 and down.champion.sharpe == sharpe[better]
     assert down.reason == (f"segment 1 seed {worse} (net test Sharpe {sharpe[worse]:.3f}) does not beat champion "
                            f"v2's {sharpe[better]:.3f} on the challenger's test slice {SEGMENT_1_TEST}; "
-                           "the champion stays")
+                           "champion v2 stays")
     assert [r.replaces for r in registry.history(store, DATASET)] == [None, 1]
     assert [d["outcome"] for d in registry.decisions(store, DATASET)] == ["accepted", "accepted", "rejected"]
 

@@ -66,8 +66,9 @@ def test_a_version_is_created_once_and_the_champion_is_the_newest(store_and_chal
     assert registry.create_version(store, record_of(challenger, 2, sharpe=0.7))
     assert [r.version for r in registry.history(store, "btcusdt-1h")] == [1, 2]
     assert registry.require_champion(store, "btcusdt-1h").version == 2
-    assert store.read_bytes(registry.champion_key("btcusdt-1h")) == store.read_bytes(
-        registry.version_key("btcusdt-1h", 2))  # the pointer is the newest version's record
+    # The pointer is the newest version's record, and its retirement (none here).
+    assert store.read_json(registry.champion_key("btcusdt-1h")) == store.read_json(
+        registry.version_key("btcusdt-1h", 2)) | {"retired": None}
 
 
 def test_decisions_are_logged_in_time_order(store_and_challenger):
