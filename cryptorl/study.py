@@ -24,6 +24,8 @@ from cryptorl.audit.report import HEADLINE_W_COST
 from cryptorl.audit.verdict import HEALTHY
 from cryptorl.config import get_profile, with_overrides
 from cryptorl.errors import ArtifactNotFoundError, ConfigError
+from cryptorl.evaluation.stitch import ENSEMBLE, TRAINED
+from cryptorl.evaluation.summary import BUY_AND_HOLD, StitchedSummary
 from cryptorl.storage import read_url
 
 Grid = dict[str, dict[str, str]]  # setting name -> its overrides, in the order given
@@ -154,9 +156,15 @@ def study_row(run: StudyRun, state: str, report: dict | None, report_uri: str | 
            "verdict": report.get("verdict"), **{name: measured.get(name) for name in MEASUREMENTS}}
     row.update({f"sharpe_{policy}": _metric(policies, policy, HEADLINE, "sharpe") for policy in COMPARED_POLICIES})
     row["turnover_trained"] = _metric(policies, "trained", HEADLINE, "turnover")
+    row["gross_trained"] = _metric(policies, "trained", HEADLINE, "gross_log_return")  # log-return, before fees
+    row["fees_trained"] = _metric(policies, "trained", HEADLINE, "cost")  # log-return paid in fees
     for w_cost in (f"{w:g}" for w in report.get("w_costs", [])):
         row[f"sharpe_trained_w{w_cost}"] = _metric(policies, "trained", w_cost, "sharpe")
         row[f"turnover_trained_w{w_cost}"] = _metric(policies, "trained", w_cost, "turnover")
+    probe = report.get("probe", {})
+    for horizon, score in probe.get("horizons", {}).items():
+        row.update({f"probe_t_{horizon}": score["ic_tstat"], f"probe_sharpe_{horizon}": score["net_sharpe"]})
+    row["probe_horizon"] = probe.get("trading_horizon")
     return {**row, "report": report_uri}
 
 
@@ -164,20 +172,46 @@ def _metric(policies: dict, policy: str, w_cost: str, metric: str) -> float | No
     return policies.get(policy, {}).get(w_cost, {}).get(metric)
 
 
-def summarize_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per setting: runs, completed runs, the fraction judged healthy, and medians over its runs."""
+SUMMARY_MEDIANS = ("sharpe_trained", "sharpe_buy_and_hold", "position_std_across_states", "turnover_trained",
+                   "gross_trained", "fees_trained")
+
+
+def summarize_settings(rows: list[dict[str, Any]],
+                       stitched: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Per setting: runs, completed runs, how many were judged healthy, medians over its runs (the probe's per
+    horizon too), then the setting's `stitched` columns (`stitched_columns`) when given."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(row["setting"], []).append(row)
     summary = []
     for setting, group in groups.items():
+        healthy = sum(row["verdict"] == HEALTHY for row in group)
+        probe_columns = [column for column in group[0] if column.startswith(("probe_t_", "probe_sharpe_"))]
         summary.append({
             "setting": setting, "runs": len(group), "completed": sum(row["state"] == "Completed" for row in group),
-            "healthy_fraction": sum(row["verdict"] == HEALTHY for row in group) / len(group),
-            **{f"median_{column}": _median(group, column)
-               for column in ("sharpe_trained", "sharpe_buy_and_hold", "position_std_across_states")},
+            "healthy": healthy, "healthy_fraction": healthy / len(group),
+            **{f"median_{column}": _median(group, column) for column in (*SUMMARY_MEDIANS, *probe_columns)},
+            **(stitched or {}).get(setting, {}),
         })
     return summary
+
+
+def stitched_columns(summary: StitchedSummary | None) -> dict[str, Any]:
+    """The seed ensemble (the agent itself for one seed) over a setting's stitched test slices: its net Sharpe and
+    the difference from buy & hold's, each with its bootstrap interval, and in how many segments it beat buy & hold."""
+    rows = {row.policy: row for row in summary.policies} if summary is not None else {}
+    agents = [row for name, row in rows.items() if name.startswith(TRAINED)]
+    ensemble = rows.get(ENSEMBLE, agents[0] if len(agents) == 1 else None)
+    buy_and_hold = rows.get(BUY_AND_HOLD)
+    if ensemble is None or buy_and_hold is None:
+        return {}
+    versus = ensemble.versus_buy_and_hold
+    return {"stitched_bars": summary.bars, "ensemble_sharpe": ensemble.sharpe.estimate,
+            "ensemble_sharpe_low": ensemble.sharpe.low, "ensemble_sharpe_high": ensemble.sharpe.high,
+            "ensemble_minus_bh": versus.estimate, "ensemble_minus_bh_low": versus.low,
+            "ensemble_minus_bh_high": versus.high, "bh_sharpe": buy_and_hold.sharpe.estimate,
+            "ensemble_turnover": ensemble.turnover,
+            "ensemble_segments_beating_bh": f"{ensemble.beats_buy_and_hold}/{ensemble.segments}"}
 
 
 def _median(rows: list[dict[str, Any]], column: str) -> float | None:

@@ -1,14 +1,15 @@
 """The `study` flow: walk-forward segments under several settings and seeds, judged in one table.
 
-    plan_segments ─┬─ wfo-segment (setting a, seed 0, segment 0) ─┐
-                   ├─ wfo-segment (setting a, seed 1, segment 0) ─┼─ collect_rows ── publish_study
-                   └─ ... every setting x seed x segment        ─┘
+    plan_segments ─┬─ wfo-segment (setting a, seed 0, segment 0) ─┐                 ┌─ (rows) ────────┐
+                   ├─ wfo-segment (setting a, seed 1, segment 0) ─┼─ collect_reports ┤                 ├─ publish_study
+                   └─ ... every setting x seed x segment        ─┘                 └─ stitch_settings ┘
 
 Every run is an ordinary `wfo-segment` run (its seed and its setting's overrides are parameters), fanned
 out as `full-wfo` fans out segments (local processes, or runs of the deployment on workers), so a rerun of
-the same study is all cache hits. `publish_study` writes `study/<fingerprint>/table.csv` (one row per run)
-and `summary.csv` (one row per setting) to the artifact store and shows both as the Prefect table artifacts
-`study-table` and `study-summary`.
+the same study is all cache hits. `stitch_settings` stitches each setting's test slices out of sample (the seed
+ensemble's net Sharpe and its difference from buy & hold, with bootstrap intervals). `publish_study` writes
+`study/<fingerprint>/table.csv` (one row per run) and `summary.csv` (one row per setting) to the artifact store
+and shows both as the Prefect table artifacts `study-table` and `study-summary`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from cryptorl import stages
-from cryptorl.config import DEFAULT_DATA_PATH, get_profile
+from cryptorl.config import DEFAULT_DATA_PATH, get_profile, with_overrides
+from cryptorl.evaluation.summary import summarize_walk_forward
 from cryptorl.hashing import fingerprint
 from cryptorl.storage import ArtifactRef, ArtifactStore
-from cryptorl.study import (StudyRun, check_grid, complete_rows, parse_seeds, study_row, study_runs,
-                            summarize_settings, to_csv)
+from cryptorl.study import (StudyRun, check_grid, complete_rows, parse_seeds, stitched_columns, study_row,
+                            study_runs, summarize_settings, to_csv)
 from flows.full_wfo import (SegmentOutcome, check_all_completed, local_task_runner, plan_segments,
                             read_audit_reports, run_segments)
 
@@ -45,17 +47,29 @@ class StudyResult:
 
 
 @task(cache_policy=NO_CACHE)  # reads the runs of this study: never stale
-def collect_rows(runs: list[StudyRun], outcomes: list[SegmentOutcome]) -> list[dict[str, Any]]:
-    """One table row per run, read from its audit report (blank where the run has none)."""
-    return [study_row(run, outcome.state, *next(iter(read_audit_reports(outcome)), (None, None)))
-            for run, outcome in zip(runs, outcomes)]
+def collect_reports(outcomes: list[SegmentOutcome]) -> list[tuple[dict[str, Any] | None, str | None]]:
+    """Each run's audit report and its URI ((None, None) where the run has none)."""
+    return [next(iter(read_audit_reports(outcome)), (None, None)) for outcome in outcomes]
 
 
 @task(cache_policy=NO_CACHE)
-def publish_study(store_url: str, key: str, rows: list[dict[str, Any]]) -> StudyResult:
+def stitch_settings(runs: list[StudyRun], reports: list[tuple[dict[str, Any] | None, str | None]],
+                    profile: str, bar: str) -> dict[str, dict[str, Any]]:
+    """Per setting, its runs' test slices stitched out of sample (cryptorl/evaluation): the ensemble's columns."""
+    by_setting: dict[str, list[tuple[dict[str, Any], str]]] = {}
+    for run, (report, uri) in zip(runs, reports):
+        if report is not None and uri is not None:
+            by_setting.setdefault(run.setting, []).append((report, uri))
+    return {setting: stitched_columns(summarize_walk_forward([], found, profile, bar)[0].stitched)
+            for setting, found in by_setting.items()}
+
+
+@task(cache_policy=NO_CACHE)
+def publish_study(store_url: str, key: str, rows: list[dict[str, Any]],
+                  stitched: dict[str, dict[str, Any]]) -> StudyResult:
     """The table and the per-setting summary as CSVs under `study/<key>/` and as Prefect table artifacts."""
     store = ArtifactStore(store_url)
-    table, summary = complete_rows(rows), summarize_settings(rows)
+    table, summary = complete_rows(rows), summarize_settings(rows, stitched)
     table_csv, summary_csv = (store.write_bytes(f"study/{key}/{name}.csv", to_csv(content))
                               for name, content in (("table", table), ("summary", summary)))
     create_table_artifact(table, key=TABLE_KEY, description=f"one row per (setting, seed, segment) run; "
@@ -86,6 +100,9 @@ def study(settings: dict[str, dict[str, Any]], seeds: str | list[int] = "0", seg
                                         "overrides": {**base, **grid[run.setting]}} for run in runs}, via_deployments)
     data_sha256 = stages.source_ref(data or str(DEFAULT_DATA_PATH)).sha256
     key = fingerprint(grid, [run.name for run in runs], profile, timesteps, base, data_sha256)[:16]
-    result = publish_study(ArtifactStore(storage).url, key, collect_rows(runs, outcomes))
+    reports = collect_reports(outcomes)
+    rows = [study_row(run, outcome.state, *found) for run, outcome, found in zip(runs, outcomes, reports)]
+    bar = with_overrides(get_profile(profile), base).data.bar
+    result = publish_study(ArtifactStore(storage).url, key, rows, stitch_settings(runs, reports, profile, bar))
     check_all_completed(outcomes)
     return result

@@ -20,11 +20,14 @@ def report(sharpe: float, position_std: float, policies=("trained", "buy_and_hol
     """A report.json as cryptorl/stages/audit.py builds it: verdict + checks from `judge`, policies from rows."""
     verdict = judge({"position_std_across_states": position_std, "position_std_over_test": position_std,
                      "actor_market_attribution": 0.4, "q_spread_over_noise": 2.0, "action_saturation": 0.0})
-    rows = [{"policy": policy, "w_cost": w, "sharpe": sharpe - w + index, "turnover": 0.1 / (1 + w)}
+    rows = [{"policy": policy, "w_cost": w, "sharpe": sharpe - w + index, "turnover": 0.1 / (1 + w),
+             "gross_log_return": 0.05 * sharpe, "cost": 0.02 / (1 + w)}
             for index, policy in enumerate(policies) for w in W_COSTS]
-    return {"schema_version": 1, "segment": 0, "policy": "trained", "verdict": verdict.verdict,
+    probe = {"horizons": {str(h): {"ic_tstat": sharpe / h, "net_sharpe": -h} for h in (1, 4, 24)},
+             "trading_horizon": 4, "edge_horizons": []}
+    return {"schema_version": 2, "segment": 0, "policy": "trained", "verdict": verdict.verdict,
             "reasons": verdict.reasons, "checks": verdict.checks, "w_costs": list(W_COSTS),
-            "policies": policies_by_w_cost(rows), "metrics": rows}
+            "policies": policies_by_w_cost(rows), "metrics": rows, "probe": probe}
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -120,10 +123,14 @@ def test_summary_per_setting_counts_failures_and_takes_medians():
             for seed, (sharpe, std) in enumerate([(1.0, 0.2), (2.0, 0.01), (4.0, 0.3)])]
     rows += [study_row(StudyRun("b", 0, 0), "Completed", report(0.0, 0.001), "u"),
              study_row(StudyRun("b", 1, 0), "Crashed", None, None)]
-    a, b = summarize_settings(rows)
-    assert a == {"setting": "a", "runs": 3, "completed": 3, "healthy_fraction": pytest.approx(2 / 3),
+    a, b = summarize_settings(rows, {"a": {"ensemble_sharpe": 0.7}})
+    assert a == {"setting": "a", "runs": 3, "completed": 3, "healthy": 2, "healthy_fraction": pytest.approx(2 / 3),
                  "median_sharpe_trained": 1.0, "median_sharpe_buy_and_hold": 2.0,
-                 "median_position_std_across_states": 0.2}
+                 "median_position_std_across_states": 0.2, "median_turnover_trained": 0.05,
+                 "median_gross_trained": 0.1, "median_fees_trained": 0.01,
+                 "median_probe_t_1": 2.0, "median_probe_sharpe_1": -1, "median_probe_t_4": 0.5,
+                 "median_probe_sharpe_4": -4, "median_probe_t_24": 2.0 / 24, "median_probe_sharpe_24": -24,
+                 "ensemble_sharpe": 0.7}
     assert b["runs"] == 2 and b["completed"] == 1 and b["healthy_fraction"] == 0.0  # collapsed + crashed
     assert b["median_sharpe_trained"] == -1.0 and b["median_position_std_across_states"] == 0.001
 

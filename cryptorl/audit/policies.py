@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from cryptorl.audit.metrics import compute_metrics
-from cryptorl.audit.probe import RidgeProbe, decision_rows, fit_probe
+from cryptorl.audit.probe import RidgeProbe, decision_rows, trading_probe
 from cryptorl.envs import POSITION, W_COST, MarketData
 from cryptorl.errors import ConfigError
 
@@ -107,12 +107,13 @@ class RandomPolicy:
 
 
 class ProbePolicy:
-    """Trades the signal probe's next-bar forecast f, paying the fee only when f beats it.
+    """Trades the signal probe's forecast f of the next h bars, paying the fee only when f beats it.
 
-    Holding position p over the next bar from a held q earns p·f minus w_cost·fee·|p - q| in expectation:
-    linear in p on each side of q, so its maximum over [-1, 1] is sign(f) when |f| > w_cost·fee and q
-    (no trade) otherwise. At w_cost 1 that is the one-bar money optimum; at w_cost 0 it follows sign(f)
-    bar by bar, and a higher w_cost widens the no-trade band, as a cost-aware agent should.
+    Moving from a held q to p earns (p - q)·f over the bars f covers and costs w_cost·fee·|p - q| once:
+    linear in p on each side of q, so the best p in [-1, 1] is sign(f) when |f| > w_cost·fee and q (no
+    trade) otherwise (cryptorl.audit.probe.probe_positions at w_cost 1). At w_cost 0 it follows sign(f) bar
+    by bar, and a higher w_cost widens the no-trade band, as a cost-aware agent should. The audit's `probe`
+    baseline trades the horizon that did best on train (`trading_probe`).
     """
 
     def __init__(self, probe: RidgeProbe, market: MarketData, fee: float) -> None:
@@ -176,6 +177,6 @@ def make_policy(spec: str, *, market: MarketData, model: Any = None, seed: int =
     makers = {"trained": lambda: TrainedPolicy(model), "constant": lambda: ConstantPolicy(position),
               "buy_and_hold": lambda: ConstantPolicy(1.0), "flat": lambda: ConstantPolicy(0.0),
               "momentum": lambda: MomentumPolicy(market), "random": lambda: RandomPolicy(seed),
-              "probe": lambda: ProbePolicy(fit_probe(train), market, fee),
+              "probe": lambda: ProbePolicy(trading_probe(train, fee), market, fee),
               "best_constant": lambda: ConstantPolicy(best_constant(train, fee).position)}
     return makers[name]()

@@ -3,7 +3,8 @@
 `report.json` top level: `schema_version`, `segment`, `policy` (the audited policy spec), `verdict`,
 `reasons`, `checks` (every verdict rule with its measured value), `policies` (metrics per policy and
 w_cost), `metrics` (the same as table rows), `reward` (the scaled reward's amplitude), `probe` (the
-signal probe's test score, cryptorl/audit/probe.py), `best_constant` (its position and train Sharpe),
+multi-horizon signal probe's test scores and traded horizon, cryptorl/audit/probe.py; schema 2), `best_constant`
+(its position and train Sharpe),
 `diagnostics` (actions, gSDE, entropy, critic, attribution, FiLM, HMM, MAE), `plots` and `links` (URIs;
 the plots are embedded only in report.md).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from cryptorl.audit.probe import SIGNAL_T_STAT
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `probe` holds every horizon
 HEADLINE_W_COST = 1.0  # the w_cost at which the agent pays exactly the real fee
 TABLE_COLUMNS = ("policy", "w_cost", "net_log_return", "sharpe", "sortino", "max_drawdown", "calmar", "turnover",
                  "exposure", "hit_rate", "psr")
@@ -66,10 +67,15 @@ def baseline_lines(report: dict) -> list[str]:
 
 
 def probe_line(probe: dict) -> str:
-    """E.g. 'probe: IC 0.012 (t 0.9), hit rate 50.4 % on 1,440 test bars: no detectable signal on this slice'."""
-    verdict = "a detectable signal" if probe["signal"] else "no detectable signal"
-    return (f"probe: IC {probe['ic']:.3f} (t {probe['ic_tstat']:.1f}), hit rate {100 * probe['hit_rate']:.1f} % "
-            f"on {probe['n_test']:,} test bars: {verdict} on this slice (signal: IC > 0 with t >= {SIGNAL_T_STAT:g})")
+    """Per horizon the probe's IC (t), hit rate and net Sharpe traded at the real fee on test; then which horizon
+    the probe baseline trades, and at which horizons the slice carried an edge larger than the fee."""
+    scores = "; ".join(
+        f"{h} bar{'s' * (h != '1')}: IC {score['ic']:.3f} (t {score['ic_tstat']:.1f}), hit {100 * score['hit_rate']:.1f} %, "
+        f"net Sharpe {score['net_sharpe']:.2f}" for h, score in probe["horizons"].items())
+    edge = ", ".join(f"{h} bars" for h in probe["edge_horizons"]) or "no horizon"
+    return (f"probe (ridge on the inputs, fit on train): {scores}; trades {probe['trading_horizon']} bar(s) (best on "
+            f"train); an edge larger than the fee (IC > 0 with t >= {SIGNAL_T_STAT:g} and net Sharpe > 0 on test) at: "
+            f"{edge}")
 
 
 def best_constant_line(report: dict) -> str:

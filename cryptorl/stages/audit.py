@@ -22,7 +22,7 @@ from cryptorl.audit import diagnostics as diag
 from cryptorl.audit.agent import AUDIT_W_COSTS, audit_agent
 from cryptorl.audit.backtest import BacktestResult
 from cryptorl.audit.policies import best_constant
-from cryptorl.audit.probe import fit_probe, score_probe
+from cryptorl.audit.probe import multi_horizon_probe
 from cryptorl.audit.report import HEADLINE_W_COST, SCHEMA_VERSION, policies_by_w_cost, render_markdown
 from cryptorl.config import EnvConfig, MAEConfig, TrainConfig
 from cryptorl.envs import MARKET, MarketData, resolve_reward_scale
@@ -100,7 +100,7 @@ def audit_segment(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeA
         "policies": policies_by_w_cost(rows), "metrics": rows,
         "reward": dataclasses.asdict(results[policy].runs[HEADLINE_W_COST].reward_stats)
         | {"scale": env_config.reward_scale},
-        "probe": dataclasses.asdict(score_probe(fit_probe(train), test)),
+        "probe": multi_horizon_probe(train, test, env_config.fee).to_json(),
         "best_constant": dataclasses.asdict(best_constant(train, env_config.fee)),
         "diagnostics": diagnostics,
         "plots": store_plots(store, f"{prefix}/plots", figures),

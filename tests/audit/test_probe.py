@@ -5,7 +5,8 @@ import pytest
 
 from cryptorl.audit.backtest import backtest
 from cryptorl.audit.policies import ProbePolicy
-from cryptorl.audit.probe import SIGNAL_T_STAT, fit_probe, score_probe, spearman
+from cryptorl.audit.probe import (SIGNAL_T_STAT, fit_probe, multi_horizon_probe, probe_positions, score_probe,
+                                  spearman, trading_probe)
 from cryptorl.config import EnvConfig
 from cryptorl.envs import MarketData
 from cryptorl.errors import ConfigError
@@ -33,7 +34,7 @@ def test_a_planted_signal_is_detected_on_test():
     probe = fit_probe(PLANTED)
     score = score_probe(probe, PLANTED.with_slice(*TEST))
     assert np.argmax(np.abs(probe.coef)) == SIGNAL_COLUMN and probe.coef[SIGNAL_COLUMN] > 0
-    assert score.n_test == TEST[1] - TEST[0] - 1 and score.ic > 0.1 and score.ic_tstat > 3
+    assert score.n_test == TEST[1] - TEST[0] - 1 and score.ic > 0.1 and score.ic_tstat > 3 and score.horizon == 1
     assert score.signal and score.hit_rate > 0.53
 
 
@@ -51,13 +52,14 @@ def test_t_stat_is_the_correlation_t_of_the_spearman_ic():
     assert spearman(np.ones(4), np.arange(4.0)) == 0.0  # a constant forecast has no rank correlation
 
 
-def test_coefficients_ignore_every_bar_after_train():
+@pytest.mark.parametrize("horizon", [1, 24])
+def test_coefficients_ignore_every_bar_after_train(horizon):
     """Scramble the features and prices of every eval/test bar: the fit must not move by one bit."""
     rng = np.random.default_rng(2)
     features, log_returns = FEATURES.copy(), NOISE + STRENGTH * FEATURES[:, SIGNAL_COLUMN]
     features[TRAIN[1]:] = rng.standard_normal((N_BARS - TRAIN[1], N_FEATURES))
     log_returns[TRAIN[1] - 1:] = rng.normal(0.0, 0.05, N_BARS - TRAIN[1] + 1)  # close[t] for t >= train stop
-    original, scrambled = fit_probe(PLANTED), fit_probe(market_of(features, close_of(log_returns)))
+    original, scrambled = (fit_probe(market, horizon) for market in (PLANTED, market_of(features, close_of(log_returns))))
     np.testing.assert_array_equal(scrambled.coef, original.coef)
     np.testing.assert_array_equal(scrambled.mean, original.mean)
     assert scrambled.intercept == original.intercept
@@ -80,7 +82,7 @@ def forecasts(market: MarketData) -> np.ndarray:
 
 
 def test_too_short_a_slice_is_one_clear_error():
-    with pytest.raises(ConfigError, match=r"the test slice has 2 decision bars, too few .* \(need 3\): "
+    with pytest.raises(ConfigError, match=r"the test slice has 2 decision bars with a 1-bar target, too few .* \(need 3\): "
                                           r"lengthen wfo.test"):
         score_probe(fit_probe(PLANTED), PLANTED.with_slice(4480, 4483))
 
@@ -97,3 +99,41 @@ def test_in_a_backtest_the_probe_pays_the_fee_only_where_its_forecast_beats_it()
         assert np.all(np.abs(forecast[moved]) > w_cost * env.fee), f"w_cost {w_cost}"
     turnovers = [run.metrics.turnover for run in result.runs.values()]
     assert turnovers[0] > turnovers[1] > turnovers[2] > 0
+
+
+# A slow signal over a longer span: x is an AR(1) feature with a 50-bar memory that tilts every return it
+# persists over, weakly per bar (IC about 0.06 against 1 % noise) and strongly over a day (about 0.2).
+SLOW_BARS, SLOW_TRAIN, SLOW_TEST = 20_000, (63, 10_000), (10_080, 20_000)
+_rng = np.random.default_rng(5)
+SLOW = np.zeros(SLOW_BARS)
+for _t in range(1, SLOW_BARS):
+    SLOW[_t] = 0.98 * SLOW[_t - 1] + 0.2 * _rng.standard_normal()
+SLOW_FEATURES = _rng.standard_normal((SLOW_BARS, N_FEATURES))
+SLOW_FEATURES[:, SIGNAL_COLUMN] = SLOW
+SLOW_MARKET = MarketData.from_arrays(SLOW_FEATURES, close_of(0.01 * _rng.standard_normal(SLOW_BARS) + 0.0006 * SLOW),
+                                     *SLOW_TRAIN)
+
+
+def test_a_slow_signal_shows_more_at_the_long_horizon_and_the_probe_trades_its_best_train_horizon():
+    probe = multi_horizon_probe(SLOW_MARKET, SLOW_MARKET.with_slice(*SLOW_TEST), fee=0.001)
+    one, day = probe.horizons[1], probe.horizons[24]
+    assert day.ic > 2 * one.ic > 0 and day.signal and day.n_effective == day.n_test / 24
+    assert day.ic_tstat == pytest.approx(day.ic * np.sqrt(day.n_test / 24 - 2) / np.sqrt(1 - day.ic ** 2))
+    assert day.n_test == SLOW_TEST[1] - SLOW_TEST[0] - 24
+    best = max(probe.horizons, key=lambda h: probe.horizons[h].train_sharpe)
+    assert probe.trading_horizon == best == trading_probe(SLOW_MARKET, 0.001).horizon
+    assert probe.edge_horizons == [h for h, score in probe.horizons.items() if score.signal and score.net_sharpe > 0]
+    assert probe.to_json()["horizons"]["24"]["net_sharpe"] == day.net_sharpe and probe.to_json()["trading_horizon"] == best
+
+
+def test_probe_positions_trade_only_past_the_fee_and_hold_in_between():
+    forecast = np.array([0.0005, 0.002, 0.0001, -0.0015, -0.0002, 0.0009])
+    np.testing.assert_array_equal(probe_positions(forecast, 0.001), [0.0, 1.0, 1.0, -1.0, -1.0, -1.0])
+    np.testing.assert_array_equal(probe_positions(forecast, 0.0), np.sign(forecast))
+
+
+def test_the_traded_probe_is_the_probe_policy_backtested_at_w_cost_1():
+    test, env = SLOW_MARKET.with_slice(*SLOW_TEST), EnvConfig(episode_length=32, fee=0.001)
+    probe = trading_probe(SLOW_MARKET, env.fee)
+    result = backtest(ProbePolicy(probe, test, env.fee), test, env, (1.0,), include_market=False)
+    assert score_probe(probe, test, env.fee).net_sharpe == pytest.approx(result.runs[1.0].metrics.sharpe, rel=1e-9)

@@ -14,4 +14,4 @@ def test_audit_of_a_constant_policy_prints_collapsed_and_writes_the_report(prefe
     assert "verdict (constant:0.85): COLLAPSED" in out
     assert "policy=constant:0.85  w_cost=1" in out and "policy=buy_and_hold" in out
     report = json.loads(report_path.read_text())
-    assert report["verdict"] == "collapsed" and report["schema_version"] == 1
+    assert report["verdict"] == "collapsed" and report["schema_version"] == 2

@@ -86,7 +86,7 @@ def test_table_has_one_row_per_run_read_from_its_audit_report(cli_run):
         assert row["verdict"] == report["verdict"]
         # The audit stage itself wrote the probe and best_constant baselines and sections.
         assert {"trained", "buy_and_hold", "best_constant", "probe"} <= headline.keys()
-        assert {"ic", "ic_tstat", "hit_rate", "signal"} <= report["probe"].keys() and "position" in report["best_constant"]
+        assert {"ic", "ic_tstat", "hit_rate", "signal", "net_sharpe"} <= report["probe"]["horizons"]["1"].keys() and "position" in report["best_constant"]
         for policy in ("trained", "buy_and_hold", "best_constant", "probe"):
             assert row[f"sharpe_{policy}"] == str(headline[policy]["sharpe"])
         assert row["sharpe_trained_w2"] == str(report["policies"]["trained"]["2"]["sharpe"])
@@ -100,6 +100,11 @@ def test_summary_has_one_row_per_setting_in_the_csv_and_as_artifacts(cli_run, st
     summary = csv_rows(printed_uri(out, "summary"))
     assert [(row["setting"], row["runs"], row["completed"]) for row in summary] == [("base", "1", "1"),
                                                                                   ("gamma", "1", "1")]
+    for row in summary:  # each setting's test slices stitched: the ensemble (one seed here) against buy & hold
+        low, estimate, high = (float(row[f"ensemble_sharpe{end}"]) for end in ("_low", "", "_high"))
+        assert low <= estimate <= high and row["ensemble_segments_beating_bh"] in ("0/1", "1/1")
+        assert float(row["ensemble_minus_bh"]) == pytest.approx(estimate - float(row["bh_sharpe"]))
+        assert {"median_fees_trained", "median_probe_t_24", "healthy"} <= row.keys()
     table_artifact, summary_artifact = (flow_run_artifact(study_run_id, key)
                                         for key in ("study-table", "study-summary"))
     assert table_artifact.type == summary_artifact.type == "table"

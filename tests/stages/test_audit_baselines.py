@@ -7,7 +7,7 @@ import pytest
 
 from cryptorl.audit import backtest, backtest_many, make_policy, metrics_table
 from cryptorl.audit.policies import best_constant
-from cryptorl.audit.probe import fit_probe, score_probe
+from cryptorl.audit.probe import multi_horizon_probe
 from cryptorl.audit.report import SCHEMA_VERSION, policies_by_w_cost, render_markdown
 from cryptorl.audit.verdict import DEGENERATE, judge
 from cryptorl.config import EnvConfig
@@ -59,16 +59,18 @@ def test_report_has_probe_and_best_constant_rows_and_lines(results):
     report = {"schema_version": SCHEMA_VERSION, "segment": 0, "policy": "trained", "verdict": "healthy",
               "reasons": ["no rule fired"], "checks": [], "metrics": rows, "policies": policies_by_w_cost(rows),
               "reward": {}, "diagnostics": {}, "plots": {}, "links": {},
-              "probe": dataclasses.asdict(score_probe(fit_probe(TRAIN), TEST)),
+              "probe": multi_horizon_probe(TRAIN, TEST, ENV.fee).to_json(),
               "best_constant": dataclasses.asdict(best_constant(TRAIN, ENV.fee))}
-    assert report["probe"]["n_test"] == 299 and not report["probe"]["signal"]
+    one_bar = report["probe"]["horizons"]["1"]
+    assert list(report["probe"]["horizons"]) == ["1", "4", "24"] and one_bar["n_test"] == 299 and not one_bar["signal"]
     position = report["best_constant"]["position"]
     assert position in (-1.0, 0.0, 1.0)  # a constant's Sharpe is scale-free: full size or flat
     sharpe = report["policies"]["best_constant"]["1"]["sharpe"], report["policies"]["trained"]["1"]["sharpe"]
     markdown = render_markdown(report)
-    assert (f"- probe: IC {report['probe']['ic']:.3f} (t {report['probe']['ic_tstat']:.1f}), hit rate "
-            f"{100 * report['probe']['hit_rate']:.1f} % on 299 test bars: no detectable signal on this slice "
-            "(signal: IC > 0 with t >= 2)") in markdown
+    assert (f"- probe (ridge on the inputs, fit on train): 1 bar: IC {one_bar['ic']:.3f} (t {one_bar['ic_tstat']:.1f}), "
+            f"hit {100 * one_bar['hit_rate']:.1f} %, net Sharpe {one_bar['net_sharpe']:.2f}; 4 bars: IC ") in markdown
+    assert (f"; trades {report['probe']['trading_horizon']} bar(s) (best on train); an edge larger than the fee (IC > 0 "
+            "with t >= 2 and net Sharpe > 0 on test) at: ") in markdown
     assert (f"- best_constant: position {position:+.1f} (best train net Sharpe "
             f"{report['best_constant']['train_sharpe']:.2f}); test net Sharpe at w_cost 1: "
             f"{sharpe[0]:.4g} vs trained {sharpe[1]:.4g}") in markdown
