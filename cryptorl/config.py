@@ -102,9 +102,21 @@ class EnvConfig:
     # Each episode draws w_cost ~ U[low, high]; a curriculum may widen the range at runtime.
     w_cost_low: float = 0.0
     w_cost_high: float = 1.0
+    # How the action (a target in [-1, 1]) becomes the position held (cryptorl/envs/execution.py): the held
+    # position clamped into [target - band, target + band] (0: off), then moved `adjust_rate` of the way there,
+    # on bars that are multiples of `decision_interval` only.
+    no_trade_band: float = 0.0
+    adjust_rate: float = 1.0
+    decision_interval: int = 1
 
     def validate(self) -> None:
         _require(self.episode_length >= 1, "env.episode_length", self.episode_length, "use at least 1 step")
+        _require(0.0 <= self.no_trade_band < 2.0, "env.no_trade_band", self.no_trade_band,
+                 "use a half-width in [0, 2), e.g. 0.2 (0: off)")
+        _require(0.0 < self.adjust_rate <= 1.0, "env.adjust_rate", self.adjust_rate,
+                 "use a fraction in (0, 1], e.g. 0.2 (1: off)")
+        _require(self.decision_interval >= 1, "env.decision_interval", self.decision_interval,
+                 "use a number of bars >= 1, e.g. 4 (1: every bar)")
         _require(self.fee >= 0, "env.fee", self.fee, "use a non-negative fee, e.g. 0.001 for 10 bp")
         _require(self.reward_scale > 0, "env.reward_scale", self.reward_scale, "use a positive scale, e.g. 100")
         _require(self.reward_normalization in REWARD_NORMALIZATIONS, "env.reward_normalization",
@@ -238,6 +250,12 @@ class TrainConfig:
     tf32_matmul: bool = True
     min_ent_coef: float = 0.01
     w_cost_final_high: float = 2.0  # the MORL curriculum widens w_cost ~ U[0, high] up to this
+    # The fee in the training reward (and the exact-cost critic's cost) is env.fee times this; eval scoring,
+    # backtests, the audit and promotion always pay the real fee.
+    fee_multiplier: float = 1.0
+    # CAPS temporal smoothness (Mysore et al. 2021): the actor loss adds this times the mean squared change of
+    # the deterministic action between a sampled state and its next state (0: off).
+    smoothness: float = 0.0
     curriculum_warmup_fraction: float = 0.1
     curriculum_ramp_fraction: float = 0.6
     checkpoints: int = 10  # rotating checkpoints over the run (each one also scored on the eval slice)
@@ -274,6 +292,9 @@ class TrainConfig:
         _require(self.batch_size % (self.counterfactual_actions + 1) == 0, "train.batch_size", self.batch_size,
                  f"use a multiple of train.counterfactual_actions + 1 = {self.counterfactual_actions + 1}")
         _require(self.min_ent_coef > 0, "train.min_ent_coef", self.min_ent_coef, "use e.g. 0.01")
+        _require(self.fee_multiplier >= 0, "train.fee_multiplier", self.fee_multiplier,
+                 "use a non-negative multiple of env.fee, e.g. 2 (1: the real fee)")
+        _require(self.smoothness >= 0, "train.smoothness", self.smoothness, "use 0 (off) or a positive weight")
         _require(self.checkpoints >= 1, "train.checkpoints", self.checkpoints, "use at least 1")
         _require(self.keep_last >= 1, "train.keep_last", self.keep_last, "use at least 1")
 

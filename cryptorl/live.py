@@ -36,6 +36,7 @@ from cryptorl.config import Profile, SignalConfig
 from cryptorl.data import dataset_name, load_ohlcv
 from cryptorl.data.validation import format_timestamp, parse_bar
 from cryptorl.envs import MARKET, POSITION, MarketData
+from cryptorl.envs.execution import Execution
 from cryptorl.errors import CheckpointError, ConfigError, DataError, ModelDimensionsError
 from cryptorl.features import WARMUP_BARS, RobustScaler, technical_features
 from cryptorl.models import CryptoMAE, attach_encoder_cache
@@ -136,10 +137,13 @@ def model_path(model: LiveModel, ohlcv: pd.DataFrame, *, start: pd.Timestamp | N
     policy = _held_at_last_bar(TrainedPolicy(model.agent), len(rows), held)
     result = backtest(policy, market, model.profile.env, (SIGNAL_W_COST,),
                       include_market=MARKET in model.agent.observation_space.spaces)
-    positions = result.runs[SIGNAL_W_COST].positions.astype(np.float64)  # (n,)
+    run = result.runs[SIGNAL_W_COST]
+    positions = run.positions.astype(np.float64)  # (n,)
     held_before = np.concatenate([[0.0], positions[:-1]])  # (n,) flat before the first decision
-    if held is not None:
+    if held is not None:  # the last target was decided from `held`: the execution rule moves from there too
         held_before[-1] = held
+        positions[-1] = Execution.of(model.profile.env, market.epoch_bar).position_numpy(
+            run.targets[-1:], np.array([held]), result.bars[-1:])[0]
     # The last decision's log-return is the placeholder bar's 0, not a real one: dropped.
     return ModelPath(index[path_from:], positions, held_before, result.log_returns[:-1],
                      context.loc[index[path_from:]])

@@ -162,7 +162,7 @@ def study_row(run: StudyRun, state: str, report: dict | None, report_uri: str | 
         row[f"sharpe_trained_w{w_cost}"] = _metric(policies, "trained", w_cost, "sharpe")
         row[f"turnover_trained_w{w_cost}"] = _metric(policies, "trained", w_cost, "turnover")
     probe = report.get("probe", {})
-    for horizon, score in probe.get("horizons", {}).items():
+    for horizon, score in sorted(probe.get("horizons", {}).items(), key=lambda item: int(item[0])):
         row.update({f"probe_t_{horizon}": score["ic_tstat"], f"probe_sharpe_{horizon}": score["net_sharpe"]})
     row["probe_horizon"] = probe.get("trading_horizon")
     return {**row, "report": report_uri}

@@ -52,7 +52,8 @@ class WCostRun:
 
     w_cost: float
     metrics: BacktestMetrics  # with the real fee
-    positions: np.ndarray  # float32: the position held over bar t -> t+1 (after the env's clamp)
+    positions: np.ndarray  # float32: the position held over bar t -> t+1 (what the env's execution rule took)
+    targets: np.ndarray  # float32: the policy's target at bar t (clamped to [-1, 1]); the position by default
     net_returns: np.ndarray  # float64: positions * log-return - fee * |Δposition|
     equity: np.ndarray  # float64: exp(cumsum(net_returns)), from 1 before the first bar
     rewards: np.ndarray  # float32: the env's scaled rewards
@@ -90,36 +91,38 @@ def backtest(policy: Policy, market: MarketData, env_config: EnvConfig,
     env = BatchCryptoEnv(market, len(w_costs), config, include_bar_index=True, include_market=include_market,
                          stagger_resets=False)
     bars = np.arange(market.start, market.start + n_steps)  # (T,)
-    positions, rewards, pnl, cost = _roll_out(policy, env, bars, w_costs)  # (T, n) each
+    targets, positions, rewards, pnl, cost = _roll_out(policy, env, bars, w_costs)  # (T, n) each
     log_returns = market.log_returns[market.start: market.stop - 1].cpu().numpy()  # (T,)
-    runs = {float(w_cost): _run(float(w_cost), positions[:, i], rewards[:, i], pnl[:, i], cost[:, i],
+    runs = {float(w_cost): _run(float(w_cost), positions[:, i], targets[:, i], rewards[:, i], pnl[:, i], cost[:, i],
                                 log_returns, env_config.fee, bars_per_year)
             for i, w_cost in enumerate(w_costs)}
     timestamps = None if market.row_labels is None else np.asarray(market.row_labels)[bars]
     return BacktestResult(runs, bars, log_returns, timestamps, env_config.fee, env_config.reward_scale, bars_per_year)
 
 
-def _roll_out(policy: Policy, env: BatchCryptoEnv, bars: np.ndarray,
-              w_costs: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One episode per w_cost from bars[0], flat: (positions, rewards, unscaled pnl, unscaled cost), (T, n) each."""
+def _roll_out(policy: Policy, env: BatchCryptoEnv, bars: np.ndarray, w_costs: Sequence[float]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One episode per w_cost from bars[0], flat: (targets, positions, rewards, unscaled pnl, unscaled cost),
+    (T, n) each."""
     n_steps, n_envs = len(bars), env.num_envs
     observation = env.reset_to(torch.full((n_envs,), int(bars[0])), torch.tensor(w_costs))
-    positions = np.empty((n_steps, n_envs), dtype=np.float32)
+    targets = np.empty((n_steps, n_envs), dtype=np.float32)
     rewards = np.empty((n_steps, n_envs), dtype=np.float32)
-    pnl = torch.empty((n_steps, n_envs), dtype=torch.float64, device=env.device)  # copied to the host once
+    positions = torch.empty((n_steps, n_envs), dtype=torch.float32, device=env.device)  # copied to the host once
+    pnl = torch.empty((n_steps, n_envs), dtype=torch.float64, device=env.device)
     cost = torch.empty_like(pnl)
     for step, bar in enumerate(bars):
-        # The env's clamp, done here: after the last step the env has already reset its positions to flat.
-        positions[step] = np.clip(np.asarray(policy(observation, np.full(n_envs, bar)), np.float32), -1, 1)
-        observation, rewards[step], _, _ = env.step(positions[step].reshape(-1, 1))
-        pnl[step], cost[step] = env.last_pnl, env.last_cost
-    return positions, rewards, pnl.cpu().numpy(), cost.cpu().numpy()
+        targets[step] = np.clip(np.asarray(policy(observation, np.full(n_envs, bar)), np.float32), -1, 1)
+        observation, rewards[step], _, _ = env.step(targets[step].reshape(-1, 1))
+        # What the env took, read before the reset after the last step sends its positions back to flat.
+        positions[step], pnl[step], cost[step] = env.last_positions, env.last_pnl, env.last_cost
+    return targets, positions.cpu().numpy(), rewards, pnl.cpu().numpy(), cost.cpu().numpy()
 
 
-def _run(w_cost: float, positions: np.ndarray, rewards: np.ndarray, pnl: np.ndarray, cost: np.ndarray,
-         log_returns: np.ndarray, fee: float, bars_per_year: float) -> WCostRun:
+def _run(w_cost: float, positions: np.ndarray, targets: np.ndarray, rewards: np.ndarray, pnl: np.ndarray,
+         cost: np.ndarray, log_returns: np.ndarray, fee: float, bars_per_year: float) -> WCostRun:
     net = net_returns(positions, log_returns, fee)
-    return WCostRun(w_cost, compute_metrics(positions, log_returns, fee, bars_per_year), positions, net,
+    return WCostRun(w_cost, compute_metrics(positions, log_returns, fee, bars_per_year), positions, targets, net,
                     equity_curve(net), rewards, pnl, cost, RewardStats.of(rewards))
 
 

@@ -71,11 +71,16 @@ def probe_line(probe: dict) -> str:
     the probe baseline trades, and at which horizons the slice carried an edge larger than the fee."""
     scores = "; ".join(
         f"{h} bar{'s' * (h != '1')}: IC {score['ic']:.3f} (t {score['ic_tstat']:.1f}), hit {100 * score['hit_rate']:.1f} %, "
-        f"net Sharpe {score['net_sharpe']:.2f}" for h, score in probe["horizons"].items())
+        f"net Sharpe {score['net_sharpe']:.2f}" for h, score in sorted(probe["horizons"].items(), key=_horizon))
     edge = ", ".join(f"{h} bars" for h in probe["edge_horizons"]) or "no horizon"
     return (f"probe (ridge on the inputs, fit on train): {scores}; trades {probe['trading_horizon']} bar(s) (best on "
             f"train); an edge larger than the fee (IC > 0 with t >= {SIGNAL_T_STAT:g} and net Sharpe > 0 on test) at: "
             f"{edge}")
+
+
+def _horizon(item: tuple[str, dict]) -> int:
+    """Horizons in bars, in order (report.json stores their keys as sorted text: "1", "24", "4")."""
+    return int(item[0])
 
 
 def best_constant_line(report: dict) -> str:

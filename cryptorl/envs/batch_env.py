@@ -27,6 +27,7 @@ import torch
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from cryptorl.config import EnvConfig, check_w_cost_range
+from cryptorl.envs.execution import Execution
 from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, MarketData
 from cryptorl.errors import ConfigError
 
@@ -50,6 +51,7 @@ class BatchCryptoEnv(VecEnv):
         config.validate()
         self.config = config
         self.market = market if device is None else market.to(device)
+        self.execution = Execution.of(config, self.market.epoch_bar)
         self.device = self.market.device
         self.stagger_resets = stagger_resets
         self.w_cost_low, self.w_cost_high = config.w_cost_low, config.w_cost_high
@@ -64,7 +66,9 @@ class BatchCryptoEnv(VecEnv):
         self._w_costs = torch.full((n_envs,), self.w_cost_low, dtype=torch.float32, device=self.device)
         self._steps_left = torch.full((n_envs,), self._length, dtype=torch.long, device=self.device)
         self._actions = torch.zeros(n_envs, dtype=torch.float32, device=self.device)
-        # Unscaled reward parts of the last step, per env: position * log-return and w_cost * fee * |Δposition|.
+        # The position each env took at the last step (before any episode reset), and the unscaled reward parts:
+        # position * log-return and w_cost * fee * |Δposition|.
+        self.last_positions = torch.zeros(n_envs, dtype=torch.float32, device=self.device)
         self.last_pnl = torch.zeros(n_envs, dtype=torch.float64, device=self.device)
         self.last_cost = torch.zeros(n_envs, dtype=torch.float64, device=self.device)
 
@@ -122,7 +126,8 @@ class BatchCryptoEnv(VecEnv):
         self._actions.copy_(torch.as_tensor(actions, dtype=torch.float32).reshape(self.num_envs))
 
     def step_wait(self) -> VecEnvStepReturn:
-        new_positions = self._actions.clamp(-1.0, 1.0)  # (n,) float32, as the single env
+        new_positions = self.execution.position(self._actions, self._positions, self._bars)  # (n,) float32
+        self.last_positions = new_positions
         new64 = new_positions.double()
         # Same float64 arithmetic, in the same order, as CryptoTradingEnv.step: rewards agree bitwise.
         self.last_pnl = new64 * self.market.log_returns[self._bars]

@@ -42,6 +42,9 @@ class MarketData:
     columns: tuple[str, ...]  # F names, for error messages
     row_labels: np.ndarray | None = None  # (T,) e.g. timestamps, for error messages
     window: int = OBSERVATION_WINDOW
+    # Row 0's bar counted from the Unix epoch (0 without timestamps): the execution rule's decision bars are
+    # then the same wall-clock bars on every span (cryptorl/envs/execution.py).
+    epoch_bar: int = 0
 
     def __post_init__(self) -> None:
         n_bars = self.source.shape[0]
@@ -74,9 +77,10 @@ class MarketData:
                 raise DataError(f"{name} and features have different bar indexes ({len(other)} vs "
                                 f"{len(features.index)} bars): build both from the same segment span")
         market = np.concatenate([features.to_numpy(np.float64), context.to_numpy(np.float64)], axis=1)  # (T, F)
-        return cls.from_arrays(market, close.to_numpy(np.float64), start, stop, device,
-                               columns=(*map(str, features.columns), *map(str, context.columns)),
-                               row_labels=features.index.to_numpy())
+        built = cls.from_arrays(market, close.to_numpy(np.float64), start, stop, device,
+                                columns=(*map(str, features.columns), *map(str, context.columns)),
+                                row_labels=features.index.to_numpy())
+        return dataclasses.replace(built, epoch_bar=_epoch_bar(features.index))
 
     @classmethod
     def random(cls, n_bars: int, n_features: int = 55, seed: int = 0,
@@ -156,6 +160,14 @@ class MarketData:
 
     def _where(self, row: int) -> str:
         return f"row {row}" if self.row_labels is None else f"row {row} ({self.row_labels[row]})"
+
+
+def _epoch_bar(index: pd.Index) -> int:
+    """The first bar of a regular time index counted in bars from the Unix epoch (0 for anything else)."""
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        return 0
+    step = index[1] - index[0]
+    return int((index[0] - pd.Timestamp(0, tz=index.tz)) // step)
 
 
 def resolve_reward_scale(config: EnvConfig, train: MarketData) -> EnvConfig:

@@ -14,12 +14,14 @@ import gymnasium as gym
 import numpy as np
 
 from cryptorl.config import EnvConfig, check_w_cost_range
+from cryptorl.envs.execution import Execution
 from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, MarketData
 from cryptorl.errors import ConfigError
 
 
 class CryptoTradingEnv(gym.Env):
-    """Hold a target position in [-1, 1]; reward = scale * (position * next log-return - w_cost * fee * turnover).
+    """Hold a position in [-1, 1] that the action (a target) sets through the execution rule
+    (cryptorl/envs/execution.py); reward = scale * (position * next log-return - w_cost * fee * turnover).
 
     `reset(options={"start": t, "w_cost": w})` forces an episode's first decision bar and cost weight (tests,
     backtests); otherwise both are drawn from the env's `np_random`.
@@ -32,6 +34,7 @@ class CryptoTradingEnv(gym.Env):
         super().__init__()
         config.validate()
         self.config = config
+        self.execution = Execution.of(config, market.epoch_bar)
         self.market = market
         self.include_bar_index = include_bar_index
         self.observation_space = market.observation_space(include_bar_index, include_market)
@@ -63,7 +66,8 @@ class CryptoTradingEnv(gym.Env):
         return self._observation(), {}
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
-        new_position = np.float32(np.clip(np.asarray(action, dtype=np.float32).reshape(-1)[0], -1.0, 1.0))
+        new_position = self.execution.position_numpy(np.asarray(action, dtype=np.float32).reshape(-1)[:1],
+                                                     np.array([self._position]), np.array([self._bar]))[0]
         new64 = np.float64(new_position)
         pnl = new64 * self._log_returns[self._bar]
         cost = np.float64(self._w_cost) * self.config.fee * np.abs(new64 - np.float64(self._position))

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,7 +64,17 @@ class UpdateLog:
 
 
 class LeanTQC(TQC):
-    """TQC whose `train` skips what is not the update's math; see the module docstring."""
+    """TQC whose `train` skips what is not the update's math; see the module docstring.
+
+    `smoothness` > 0 adds CAPS's temporal term to the actor loss (`train.smoothness`): that weight times the
+    mean squared change of the deterministic action from each sampled state to its next state, over the
+    batch's real transitions (its first batch_size / (counterfactuals + 1) rows; the counterfactual copies
+    pair a state with the next state of another action).
+    """
+
+    def __init__(self, *args: Any, smoothness: float = 0.0, **kwargs: Any) -> None:
+        self.smoothness = smoothness
+        super().__init__(*args, **kwargs)
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -130,15 +141,28 @@ class LeanTQC(TQC):
         loss.backward()
         self.critic.optimizer.step()
 
+    def _action_change(self, data: DictReplayBufferSamples) -> torch.Tensor:
+        """Mean squared change of the deterministic action from each real sampled state to its next state."""
+        n_real = data.actions.shape[0] // (getattr(self.replay_buffer, "counterfactuals", 0) + 1)
+        now = self.actor(_real_rows(data.observations, n_real), deterministic=True)  # (n, 1)
+        after = self.actor(_real_rows(data.next_observations, n_real), deterministic=True)  # (n, 1)
+        return (now - after).pow(2).mean()
+
     def _actor_step(self, data: DictReplayBufferSamples, actions_pi: torch.Tensor, log_prob: torch.Tensor,
                     ent_coef: torch.Tensor, log: UpdateLog) -> None:
         with frozen(self.critic):  # gradients reach the actions only
             qf_pi = self.critic(data.observations, actions_pi).mean(dim=2).mean(dim=1, keepdim=True)  # (B, 1)
         loss = (ent_coef * log_prob - qf_pi).mean()
+        if self.smoothness:
+            loss = loss + self.smoothness * self._action_change(data)
         log.actor_losses.append(loss.detach())
         self.actor.optimizer.zero_grad()
         loss.backward()
         self.actor.optimizer.step()
+
+
+def _real_rows(observations: dict[str, torch.Tensor], n_rows: int) -> dict[str, torch.Tensor]:
+    return {key: value[:n_rows] for key, value in observations.items()}
 
 
 def quantile_huber_loss(current: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

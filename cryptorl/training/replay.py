@@ -14,9 +14,10 @@ Two ways to sharpen the critic's targets, both computed at sample time from what
   up to n rewards of the same episode, its next observation the one n steps on, and `discounts` carries
   gamma^k for the k steps actually summed (TQC reads it).
 - Counterfactual actions (`counterfactuals = K`). The market is exogenous (our trades do not move the
-  price), so the reward of ANY position a' at a stored state is known exactly:
-  scale * (a' * log_return[bar] - w_cost * fee * |a' - position|), and its next observation is the stored
-  one with position a'. Each sampled transition is followed in the batch by K copies with actions drawn
+  price), so the reward of ANY action a' at a stored state is known exactly: it takes the position
+  p' = execution(a', position, bar) (cryptorl/envs/execution.py; a' itself by default) and earns
+  scale * (p' * log_return[bar] - w_cost * fee * |p' - position|), and its next observation is the stored
+  one with position p'. Each sampled transition is followed in the batch by K copies with actions drawn
   ~ U[-1, 1]: the critic sees K + 1 actions per state at the cost of one (the batch size is unchanged).
   It needs the env's reward rule (`env_config`, with the reward scale the env used) and one-step targets.
   With `counterfactual_w_cost_high` > 0 each copy also gets its own cost weight w' ~ U[0, high] (in its
@@ -39,6 +40,7 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
 from cryptorl.config import EnvConfig
+from cryptorl.envs.execution import Execution
 from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, MarketData
 from cryptorl.errors import ConfigError
 
@@ -175,15 +177,19 @@ class CompactReplayBuffer(ReplayBuffer):
             copies[W_COST] = copies[f"next_{W_COST}"] = w_costs.astype(np.float32)
         if self.counterfactual_positions:
             copies[POSITION] = np.random.uniform(-1.0, 1.0, copies[POSITION].shape).astype(np.float32)
-        copies["rewards"] = self._exact_rewards(copies["bars"], copies[POSITION], copies[W_COST], actions)
-        copies[f"next_{POSITION}"] = actions.reshape(copies[f"next_{POSITION}"].shape)
+        assert self.env_config is not None  # _check_targets
+        taken = Execution.of(self.env_config, self.market.epoch_bar).position_numpy(actions.reshape(-1), copies[POSITION].reshape(-1),
+                                                            copies["bars"])  # (B*K,) the positions they take
+        copies["rewards"] = self._exact_rewards(copies["bars"], copies[POSITION], copies[W_COST], taken)
+        copies[f"next_{POSITION}"] = taken.reshape(copies[f"next_{POSITION}"].shape)
         return {key: np.concatenate([rows[key], copies[key]]) for key in rows}
 
     def _exact_rewards(self, bars: np.ndarray, positions: np.ndarray, w_costs: np.ndarray,
-                       actions: np.ndarray) -> np.ndarray:
-        """(N,) float32: the env's reward for `actions` at these states, in BatchCryptoEnv.step's arithmetic."""
+                       taken: np.ndarray) -> np.ndarray:
+        """(N,) float32: the env's reward for moving from `positions` to `taken` at these states, in
+        BatchCryptoEnv.step's arithmetic."""
         assert self.env_config is not None  # _check_targets
-        new = actions.reshape(-1).astype(np.float64)
+        new = taken.reshape(-1).astype(np.float64)
         at = torch.as_tensor(bars, dtype=torch.long, device=self.market.device)
         log_returns = self.market.log_returns[at].cpu().numpy()  # (N,)
         pnl = new * log_returns

@@ -7,6 +7,7 @@ Training resumes from the latest rotating checkpoint in `work_dir` after a crash
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +52,8 @@ def train_tqc(train_market: MarketData, eval_market: MarketData, encoder: Crypto
     device = resolve_device(config.device)
     set_matmul_precision(device, config.tf32_matmul)
     env_config = resolve_reward_scale(env_config, train_market)
-    train_env = make_env(train_market, config, env_config, config.n_envs, seed, device)
-    eval_env = make_env(eval_market, config, env_config, EVAL_ENVS, seed + 1, device)
+    train_env = make_env(train_market, config, training_env_config(env_config, config), config.n_envs, seed, device)
+    eval_env = make_env(eval_market, config, env_config, EVAL_ENVS, seed + 1, device)  # the real fee
     cache = encoder_cache_for(encoder, train_market, device) if config.use_encoder_cache else None
 
     model = resume_or_create(lambda: build_tqc(train_env, encoder, config, seed, work_dir / "tensorboard"),
@@ -74,6 +75,13 @@ def train_tqc(train_market: MarketData, eval_market: MarketData, encoder: Crypto
     model.save(work_dir / "model.zip", exclude=list(CHECKPOINT_EXCLUDE))
     return TrainResult(work_dir / "model.zip", work_dir / "checkpoints", work_dir / "tensorboard",
                        model.num_timesteps, model._n_updates, seconds, resumed_from)
+
+
+def training_env_config(env_config: EnvConfig, config: TrainConfig) -> EnvConfig:
+    """The training env's dynamics: the real ones but for the fee, times `config.fee_multiplier`."""
+    if config.fee_multiplier == 1.0:
+        return env_config
+    return dataclasses.replace(env_config, fee=env_config.fee * config.fee_multiplier)
 
 
 def make_env(market: MarketData, config: TrainConfig, env_config: EnvConfig, n_envs: int, seed: int,
@@ -102,7 +110,8 @@ def build_tqc(env: BatchCryptoEnv, encoder: CryptoMAE, config: TrainConfig, seed
         "optimizer_kwargs": {"fused": True} if config.fused_optimizer else {},
     }
     if config.exact_cost_critic:
-        policy_kwargs["cost_per_unit"] = env.config.fee * env.config.reward_scale
+        policy_kwargs.update(cost_per_unit=env.config.fee * env.config.reward_scale, execution=env.execution)
+    smoothness = {"smoothness": config.smoothness} if config.smoothness else {}  # a LeanTQC setting
     return learner(
         ExactCostPolicy if config.exact_cost_critic else "MultiInputPolicy", env, learning_rate=linear_decay(config.learning_rate, config.lr_final_fraction),
         buffer_size=config.buffer_size, learning_starts=config.learning_starts, batch_size=config.batch_size,
@@ -116,7 +125,7 @@ def build_tqc(env: BatchCryptoEnv, encoder: CryptoMAE, config: TrainConfig, seed
             "counterfactual_w_cost_high": config.w_cost_final_high * config.counterfactual_w_cost,
             "counterfactual_positions": config.counterfactual_positions},
         policy_kwargs=policy_kwargs, tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
-        seed=seed, device=env.device, verbose=0)
+        seed=seed, device=env.device, verbose=0, **smoothness)
 
 
 def load_trained_model(path: str | Path, device: str = "auto") -> TQC:

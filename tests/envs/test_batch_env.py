@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -14,11 +16,11 @@ def market() -> MarketData:
     return MarketData.random(300, n_features=9, seed=5).with_slice(80, 250)
 
 
-def _run_against_single_envs(market: MarketData, device: str) -> tuple[np.ndarray, np.ndarray]:
+def _run_against_single_envs(market: MarketData, device: str, config: EnvConfig = CONFIG) -> tuple[np.ndarray, np.ndarray]:
     """Step the batch env and N single envs through one episode from the same starts; return both rewards."""
     starts, w_costs = torch.tensor([80, 100, 150, 200, 233, 120]), torch.tensor([0.0, 0.3, 1.0, 1.7, 2.0, 0.9])
-    batch = BatchCryptoEnv(market, N_ENVS, CONFIG, device=device, include_bar_index=True)
-    singles = [CryptoTradingEnv(market, CONFIG, include_bar_index=True) for _ in range(N_ENVS)]
+    batch = BatchCryptoEnv(market, N_ENVS, config, device=device, include_bar_index=True)
+    singles = [CryptoTradingEnv(market, config, include_bar_index=True) for _ in range(N_ENVS)]
     batch_obs = batch.reset_to(starts, w_costs)
     single_obs = [env.reset(options={"start": int(start), "w_cost": float(w_cost)})[0]
                   for env, start, w_cost in zip(singles, starts, w_costs)]
@@ -40,8 +42,10 @@ def _run_against_single_envs(market: MarketData, device: str) -> tuple[np.ndarra
     return np.array(batch_rewards), np.array(single_rewards, dtype=np.float32)
 
 
-def test_batch_env_matches_single_envs_bitwise(market):
-    batch_rewards, single_rewards = _run_against_single_envs(market, "cpu")
+@pytest.mark.parametrize("config", [CONFIG, dataclasses.replace(CONFIG, no_trade_band=0.3, adjust_rate=0.5,
+                                                                  decision_interval=3)], ids=["target", "ruled"])
+def test_batch_env_matches_single_envs_bitwise(market, config):
+    batch_rewards, single_rewards = _run_against_single_envs(market, "cpu", config)
     np.testing.assert_array_equal(batch_rewards, single_rewards)
     assert np.abs(batch_rewards).max() > 0.01  # the comparison is not between zeros
 

@@ -1,9 +1,12 @@
+import dataclasses
+
 import numpy as np
 import torch
 from sb3_contrib import TQC
 from sb3_contrib.tqc.policies import Critic
 
 from cryptorl.envs import POSITION, W_COST, BatchCryptoEnv, EnvConfig, MarketData
+from cryptorl.envs.execution import Execution
 from cryptorl.training import CompactReplayBuffer
 from cryptorl.training.critic import ExactCostCritic, ExactCostPolicy
 
@@ -39,3 +42,20 @@ def test_the_critics_subtract_the_exact_cost_of_the_trade(tmp_path):
     assert loaded.critic.cost_per_unit == 0.1
     with torch.no_grad():
         np.testing.assert_allclose(loaded.critic(obs, action).numpy(), model.critic(obs, action).numpy())
+
+
+def test_the_exact_cost_is_that_of_the_position_the_execution_rule_takes():
+    market = MarketData.random(200, n_features=9, seed=2)
+    ruled = dataclasses.replace(CONFIG, no_trade_band=0.5)
+    env = BatchCryptoEnv(market, 4, ruled, include_bar_index=True, seed=0)
+    model = TQC(ExactCostPolicy, env, replay_buffer_class=CompactReplayBuffer, replay_buffer_kwargs={"market": market},
+                policy_kwargs={"net_arch": [16, 16], "n_quantiles": 5, "cost_per_unit": 0.1,
+                               "execution": env.execution}, learning_starts=8, batch_size=16, seed=0, device="cpu")
+    obs = {key: torch.as_tensor(value) for key, value in env.reset().items()}
+    obs[POSITION] = torch.tensor([[-1.0], [0.0], [0.5], [1.0]])
+    obs[W_COST] = torch.ones(4, 1)
+    action = torch.tensor([[1.0], [-0.25], [-0.5], [-1.0]])  # taken: 0.5, 0.0 (inside the band), 0.0, -0.5
+    with torch.no_grad():
+        cost = model.critic.learned(obs, action) - model.critic(obs, action)
+    torch.testing.assert_close(cost, (0.1 * torch.tensor([1.5, 0.0, 0.5, 1.5])).reshape(4, 1, 1).expand_as(cost))
+    assert model.critic_target.execution == Execution(band=0.5)

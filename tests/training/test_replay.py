@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -105,7 +107,7 @@ def test_miswired_buffers_are_refused(market):
 
 def _filled_buffer(market: MarketData, steps: int = 30, **kwargs) -> tuple[CompactReplayBuffer, BatchCryptoEnv]:
     """A buffer filled through SB3's own _store_transition with random actions (as test 1 does)."""
-    env = BatchCryptoEnv(market, N_ENVS, CONFIG, include_bar_index=True, seed=0)
+    env = BatchCryptoEnv(market, N_ENVS, kwargs.get("env_config") or CONFIG, include_bar_index=True, seed=0)
     model = _tqc(env, market)
     buffer = CompactReplayBuffer(100, env.observation_space, env.action_space, device="cpu", n_envs=N_ENVS,
                                  market=market, **kwargs)
@@ -118,9 +120,11 @@ def _filled_buffer(market: MarketData, steps: int = 30, **kwargs) -> tuple[Compa
     return buffer, env
 
 
-@pytest.mark.parametrize("w_cost_high, positions", [(0.0, False), (2.0, False), (2.0, True)])
-def test_counterfactual_rewards_are_what_the_env_pays_for_that_action(market, w_cost_high, positions):
-    buffer, _ = _filled_buffer(market, counterfactuals=3, env_config=CONFIG, counterfactual_w_cost_high=w_cost_high,
+@pytest.mark.parametrize("w_cost_high, positions, config", [
+    (0.0, False, CONFIG), (2.0, False, CONFIG), (2.0, True, CONFIG),
+    (2.0, True, dataclasses.replace(CONFIG, no_trade_band=0.3, adjust_rate=0.5, decision_interval=2))])
+def test_counterfactual_rewards_are_what_the_env_pays_for_that_action(market, w_cost_high, positions, config):
+    buffer, _ = _filled_buffer(market, counterfactuals=3, env_config=config, counterfactual_w_cost_high=w_cost_high,
                                counterfactual_positions=positions)
     np.random.seed(0)
     sample = buffer.sample(32)  # 8 stored transitions, each followed by 3 counterfactual copies
@@ -135,7 +139,7 @@ def test_counterfactual_rewards_are_what_the_env_pays_for_that_action(market, w_
         assert 0 <= float(w_costs[8:].min()) and float(w_costs[8:].max()) <= w_cost_high
     held = sample.observations[POSITION]
     assert torch.equal(held[8:], held[:8].repeat_interleave(3, dim=0)) != positions
-    env = BatchCryptoEnv(market, 32, CONFIG, include_bar_index=True, stagger_resets=False)
+    env = BatchCryptoEnv(market, 32, config, include_bar_index=True, stagger_resets=False)
     env.reset_to(bars, sample.observations[W_COST][:, 0])
     env._positions.copy_(sample.observations[POSITION][:, 0])  # the stored states' positions
     next_obs, rewards, _, _ = env.step(sample.actions.numpy())

@@ -9,7 +9,9 @@ import torch
 from cryptorl.config import TrainConfig
 from cryptorl.envs import MarketData
 from cryptorl.models import attach_encoder_cache
-from cryptorl.training.tqc import encoder_cache_for, load_trained_model, make_env, train_tqc
+from cryptorl.training.learner import LeanTQC
+from cryptorl.training.tqc import (build_tqc, encoder_cache_for, load_trained_model, make_env, train_tqc,
+                                   training_env_config)
 from tests.tiny import TINY_ENV, TINY_TRAIN, tiny_encoder
 
 ENCODER, ENV, CONFIG = tiny_encoder(), TINY_ENV, TINY_TRAIN
@@ -59,3 +61,24 @@ def test_same_seed_gives_the_same_policy_another_seed_another(markets, tmp_path)
 def test_gradient_steps_scale_with_envs():
     assert TrainConfig().gradient_steps == 128  # the seed: 1024 envs x 0.125
     assert dataclasses.replace(CONFIG, n_envs=64, replay_ratio=0.25).gradient_steps == 16
+
+
+def test_the_fee_multiplier_weighs_the_training_reward_only(markets, tmp_path):
+    config = dataclasses.replace(CONFIG, fee_multiplier=3.0)
+    assert training_env_config(ENV, config).fee == 3 * ENV.fee and training_env_config(ENV, CONFIG) is ENV
+    model = load_trained_model(run(markets, tmp_path, config).model_path, device="cpu")
+    assert model.critic.cost_per_unit == pytest.approx(3 * ENV.fee * ENV.reward_scale)  # what the train env charged
+
+
+def test_the_smoothness_term_is_the_mean_squared_action_change_over_real_transitions(markets):
+    env = make_env(markets[0], CONFIG, ENV, CONFIG.n_envs, 0, torch.device("cpu"))
+    model = build_tqc(env, ENCODER, dataclasses.replace(CONFIG, smoothness=2.0), seed=0, tensorboard_dir=None)
+    assert isinstance(model, LeanTQC) and model.smoothness == 2.0
+    attach_encoder_cache(model.policy, encoder_cache_for(ENCODER, markets[0], torch.device("cpu")))
+    model.learn(48)  # trains with the term
+    data = model.replay_buffer.sample(16)
+    n_real = 16 // (CONFIG.counterfactual_actions + 1)
+    with torch.no_grad():
+        now, after = (model.actor({k: v[:n_real] for k, v in obs.items()}, deterministic=True)
+                      for obs in (data.observations, data.next_observations))
+        assert model._action_change(data).item() == pytest.approx((now - after).pow(2).mean().item(), rel=1e-6)
