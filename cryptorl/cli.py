@@ -15,7 +15,7 @@ import pandas as pd
 from cryptorl.audit.policies import VALID_SPECS, parse_policy_spec
 from cryptorl.audit.report import TABLE_COLUMNS, baseline_lines, headline_rows
 from cryptorl.config import DEFAULT_DATA_PATH, Profile, SignalConfig, get_profile, with_overrides
-from cryptorl.data import append_bars, dataset_name, load_ohlcv, load_ohlcv_with_report
+from cryptorl.data import append_bars, dataset_name, load_bars, load_ohlcv_with_report
 from cryptorl.errors import ConfigError, CryptoRLError
 from cryptorl.registry import champion_lines
 from cryptorl.storage import ArtifactStore, write_url
@@ -119,7 +119,7 @@ def _cmd_data_validate(args: argparse.Namespace) -> int:
 
 def _cmd_segments(args: argparse.Namespace) -> int:
     profile = _profile_from(args)
-    ohlcv = load_ohlcv(args.data, bar=profile.data.bar, max_gap_fill_bars=profile.data.max_gap_fill_bars)
+    ohlcv = load_bars(args.data, profile.data)
     for segment in make_segments(ohlcv.index, profile.wfo):
         print(segment.describe())
     return 0
@@ -162,7 +162,7 @@ def _run_segment(args: argparse.Namespace, policy: str):
     """Check the inputs before Prefect starts (bad input is one line, not a failed flow run), then run the flow."""
     profile = _profile_from(args)
     seeds = _seeds_from(args)
-    ohlcv = load_ohlcv(args.data, bar=profile.data.bar, max_gap_fill_bars=profile.data.max_gap_fill_bars)
+    ohlcv = load_bars(args.data, profile.data)
     spec = get_segment(ohlcv.index, profile.wfo, args.segment)
     print(spec.describe())
     _check_plan(args, ohlcv.index, [spec])
@@ -282,7 +282,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 def _selected_segments(args: argparse.Namespace, profile: Profile) -> list[int]:
     """The segment numbers `--segments` names, each printed with its dates; bad input fails before any flow run."""
-    ohlcv = load_ohlcv(args.data, bar=profile.data.bar, max_gap_fill_bars=profile.data.max_gap_fill_bars)
+    ohlcv = load_bars(args.data, profile.data)
 
     from flows.console import one_line_errors_on_console  # imports Prefect: only commands that run a flow get here
     from flows.full_wfo import select_segments

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from cryptorl.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -24,14 +26,21 @@ OBSERVATION_WINDOW = 64  # bars of history the agent and the MAE see at each ste
 class DataConfig:
     """How OHLCV bars are read and how exchange outages are handled (the source itself is a run input)."""
 
-    bar: str = "1h"  # bar duration (pandas offset alias); gaps are measured against it
+    bar: str = "1h"  # the file's bar duration (pandas offset alias); gaps are measured against it
     # Outages up to this many missing bars are filled with flat zero-volume bars (price unchanged);
     # a longer gap is refused because inventing a day of prices would be fiction.
     max_gap_fill_bars: int = 48
+    # The bars the run works on: the file's bars, or complete coarser ones resampled from them (e.g. "4h",
+    # "1D"; cryptorl/data/timeframe.py). Features, windows, episodes and the annualisation count these bars.
+    timeframe: str = "1h"
 
     def validate(self) -> None:
         _require(self.max_gap_fill_bars >= 0, "data.max_gap_fill_bars", self.max_gap_fill_bars,
                  "use 0 to refuse every gap, or a positive number of bars")
+        bar, timeframe = _duration(self.bar), _duration(self.timeframe)
+        _require(bar is not None, "data.bar", self.bar, "use a positive fixed duration such as '1h' or '15min'")
+        _require(timeframe is not None and bar is not None and timeframe >= bar and (timeframe / bar).is_integer(),
+                 "data.timeframe", self.timeframe, f"use a whole multiple of data.bar={self.bar!r}, e.g. '4h' or '1D'")
 
 
 @dataclass(frozen=True)
@@ -324,6 +333,15 @@ SEED_TRAINING: dict[str, str] = {
     "train.counterfactual_actions": "0", "train.state_passthrough": "false", "train.exact_cost_critic": "false", "train.counterfactual_w_cost": "false",
     "train.counterfactual_positions": "false",
 }
+
+
+def _duration(text: str) -> pd.Timedelta | None:
+    """A positive fixed duration ("1h", "4h", "1D"), else None."""
+    try:
+        duration = pd.Timedelta(text)
+    except (ValueError, TypeError):
+        return None
+    return duration if duration > pd.Timedelta(0) else None
 
 
 def _is_float(text: str) -> bool:

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from cryptorl.audit.agent import audit_agent
-from cryptorl.audit.policies import PositionsPolicy
 from cryptorl.audit.report import HEADLINE_W_COST
 from cryptorl.config import Profile
 from cryptorl.envs import MARKET, resolve_reward_scale
@@ -26,9 +25,15 @@ from cryptorl.models.pretrain import pretrain_mae
 from cryptorl.training.tqc import encoder_cache_for, load_trained_model, train_tqc
 
 
-# The harness's market: regimes of ~48 bars with edge 0.2 (hit rate 57.9 %, oracle net Sharpe ~15 on the
-# test bars), the signal column read with noise 0.5.
+# The harness's markets. "slow": regimes of ~48 bars with edge 0.2 (hit rate 57.9 %, oracle net Sharpe ~15 on
+# the test bars), the signal column read with noise 0.5. "one_bar": AR(1) returns (phi 0.28, the IC of the
+# strong one-bar signal of a held-out market), the edge only in the last return and worth trading only where
+# it beats the fee. "fast": the slow regime plus a fast +-1 signal drawn afresh every bar (edge 0.25), which
+# pays to follow when trading is free and not at a high cost weight: the cost-optimal turnover falls with w_cost.
 LEARNABILITY_MARKET = PlantedSignalConfig(edge=0.2, signal_noise=0.5)
+LEARNABILITY_MARKETS = {"slow": LEARNABILITY_MARKET,
+                        "one_bar": PlantedSignalConfig(edge=0.0, ar_coefficient=0.28),
+                        "fast": PlantedSignalConfig(edge=0.15, fast_edge=0.25, signal_noise=0.5)}
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class LearnabilityResult:
     position_std: float  # over the test bars at w_cost 1
     oracle_correlation: float  # correlation of the agent's positions with the oracle's
     turnover: dict[float, float]  # per audited w_cost
+    oracle_turnover: dict[float, float]  # the oracle's, per audited w_cost
     seconds: float
 
     @property
@@ -68,9 +74,9 @@ def run_learnability(profile: Profile, market_config: PlantedSignalConfig, work_
     if MARKET not in model.observation_space.spaces:
         attach_encoder_cache(model.policy, encoder_cache_for(encoder, synthetic.market, model.device))
     audited = audit_agent(model, trained.tensorboard_dir, test, env_config, profile.seed,
-                          {"oracle": PositionsPolicy(synthetic.regime)})
+                          {"oracle": synthetic.oracle_policy(env_config.fee)})
     headline = audited.results["trained"].runs[HEADLINE_W_COST]
-    oracle_positions = synthetic.oracle_positions("test")
+    oracle_positions = audited.results["oracle"].runs[HEADLINE_W_COST].positions
     return LearnabilityResult(
         trained_sharpe=headline.metrics.sharpe,
         oracle_sharpe=audited.results["oracle"].runs[HEADLINE_W_COST].metrics.sharpe,
@@ -79,6 +85,7 @@ def run_learnability(profile: Profile, market_config: PlantedSignalConfig, work_
         position_std=float(np.std(headline.positions)),
         oracle_correlation=_correlation(headline.positions, oracle_positions),
         turnover={w: run.metrics.turnover for w, run in audited.results["trained"].runs.items()},
+        oracle_turnover={w: run.metrics.turnover for w, run in audited.results["oracle"].runs.items()},
         seconds=time.perf_counter() - started)
 
 

@@ -33,7 +33,7 @@ from sb3_contrib import TQC
 
 from cryptorl.audit import BacktestMetrics, Policy, TrainedPolicy, backtest, compute_metrics
 from cryptorl.config import Profile, SignalConfig
-from cryptorl.data import dataset_name, load_ohlcv
+from cryptorl.data import bars_per_year, dataset_name, load_bars
 from cryptorl.data.validation import format_timestamp, parse_bar
 from cryptorl.envs import MARKET, POSITION, MarketData
 from cryptorl.envs.execution import Execution
@@ -97,7 +97,7 @@ def load_model(store: ArtifactStore, refs: ModelRefs, profile: Profile, name: st
     agent = load_trained_model(io.BytesIO(store.read_bytes(refs.tqc_model)), device=str(device))
     _check(name, refs.tqc_model.uri, _agent_dimensions(agent, refs.tqc_model.uri), _expected_agent(profile))
     train = meta["slices"]["train"]
-    origin = pd.Timestamp(train["first"]) - int(train["start"]) * parse_bar(profile.data.bar)
+    origin = pd.Timestamp(train["first"]) - int(train["start"]) * parse_bar(profile.data.timeframe)
     return LiveModel(name, profile, RobustScaler.from_dict(meta["scaler"]), regime, checkpoint.model, agent, origin,
                      pd.Timestamp(meta["slices"]["test"]["first"]))
 
@@ -127,7 +127,7 @@ def model_path(model: LiveModel, ohlcv: pd.DataFrame, *, start: pd.Timestamp | N
     features = model.scaler.transform(technical_features(ohlcv))  # (T, 50), NaN on the warm-up rows
     context = model.regime.context(features.iloc[filter_from:])  # (T - filter_from, 5), forward filter only
     rows = index[path_from - (window - 1):]  # the decision bars and the window before the first one
-    step = parse_bar(model.profile.data.bar)
+    step = parse_bar(model.profile.data.timeframe)
     market = MarketData.from_frames(
         _with_placeholder_bar(features.loc[rows], step), _with_placeholder_bar(context.loc[rows], step),
         _with_placeholder_bar(ohlcv["close"].loc[rows], step), start=window - 1, stop=len(rows) + 1,
@@ -160,7 +160,8 @@ def slice_metrics(model: LiveModel, ohlcv: pd.DataFrame, first: pd.Timestamp, la
     if path.timestamps[0] != first or path.timestamps[-1] != last:
         raise DataError(f"{source}: bars {format_timestamp(first)} .. {format_timestamp(last)} (a test slice) are "
                         f"not all there with a warm window before them: pass the data source the slice came from")
-    return compute_metrics(path.positions[:-1], path.log_returns, model.profile.env.fee)
+    return compute_metrics(path.positions[:-1], path.log_returns, model.profile.env.fee,
+                           bars_per_year(parse_bar(model.profile.data.timeframe)))
 
 
 FLOOR_POSITIONS = {"flat": 0.0, "buy_and_hold": 1.0}  # the constant position of each PromotionConfig.floor baseline
@@ -171,7 +172,8 @@ def floor_sharpes(ohlcv: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp, 
     """Each floor baseline's net Sharpe at `fee` over the test slice [first, last], scored as `slice_metrics` scores
     a model (decisions first .. last - 1 from flat, each earning the next bar's log-return): the audit's numbers."""
     log_returns = np.diff(np.log(ohlcv["close"].loc[first:last].to_numpy(np.float64)))  # (n - 1,)
-    return {name: compute_metrics(np.full(len(log_returns), FLOOR_POSITIONS[name]), log_returns, fee).sharpe
+    per_year = bars_per_year(ohlcv.index[1] - ohlcv.index[0])
+    return {name: compute_metrics(np.full(len(log_returns), FLOOR_POSITIONS[name]), log_returns, fee, per_year).sharpe
             for name in baselines}
 
 
@@ -279,8 +281,8 @@ def compute_signal(store: ArtifactStore, data: str, *, config: SignalConfig = Si
     config.validate()
     now = pd.Timestamp.now(tz="UTC") if now is None else now
     record = require_champion(store, dataset_name(data))
-    step = parse_bar(record.profile.data.bar)
-    ohlcv = load_ohlcv(data, bar=record.profile.data.bar, max_gap_fill_bars=record.profile.data.max_gap_fill_bars)
+    step = parse_bar(record.profile.data.timeframe)
+    ohlcv = load_bars(data, record.profile.data)
     complete = ohlcv[ohlcv.index + step <= now]  # a bar still forming is never acted on
     if complete.empty:
         raise DataError(f"{data}: no bar closed before {format_timestamp(now)}: check the data and the clock")

@@ -31,7 +31,7 @@ import pandas as pd
 from cryptorl.audit.report import HEADLINE_W_COST
 from cryptorl.audit.verdict import HEALTHY
 from cryptorl.config import DataConfig, Profile
-from cryptorl.data import dataset_name, load_ohlcv
+from cryptorl.data import dataset_name, load_bars
 from cryptorl.data.validation import format_timestamp
 from cryptorl.errors import ConfigError, StorageError
 from cryptorl.live import floor_sharpes, load_model, slice_metrics
@@ -172,7 +172,7 @@ class _DataCache:
 
     def get(self, uri: str, config: DataConfig) -> pd.DataFrame:
         if (uri, config) not in self.frames:
-            self.frames[uri, config] = load_ohlcv(uri, bar=config.bar, max_gap_fill_bars=config.max_gap_fill_bars)
+            self.frames[uri, config] = load_bars(uri, config)
         return self.frames[uri, config]
 
 

@@ -36,7 +36,7 @@ from prefect.settings import get_current_settings
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from cryptorl.config import DEFAULT_DATA_PATH, get_profile, with_overrides
-from cryptorl.data import load_ohlcv
+from cryptorl.data import load_bars
 from cryptorl.errors import ConfigError
 from cryptorl.evaluation.publish import publish_summary, summary_store
 from cryptorl.evaluation.summary import run_rows, summarize_walk_forward
@@ -98,8 +98,7 @@ def plan_segments(spec: str | int | list[int], profile: str, data: str | None,
                   overrides: dict[str, str] | None) -> list[int]:
     """The segment numbers `spec` names among those the data allows."""
     config = with_overrides(get_profile(profile), overrides or {})
-    ohlcv = load_ohlcv(data or str(DEFAULT_DATA_PATH), bar=config.data.bar,
-                       max_gap_fill_bars=config.data.max_gap_fill_bars)
+    ohlcv = load_bars(data or str(DEFAULT_DATA_PATH), config.data)
     return select_segments(spec, len(make_segments(ohlcv.index, config.wfo)))
 
 
@@ -210,6 +209,6 @@ def full_wfo(segments: str | list[int] = "all", profile: str | None = None, time
     params = {"profile": profile, "timesteps": timesteps, "data": data, "storage": storage, "clean": clean,
               "overrides": overrides, "seeds": seeds}
     outcomes = run_segments({f"segment-{n}": {**params, "segment": n} for n in numbers}, via_deployments)
-    summarize(outcomes, profile, storage, with_overrides(get_profile(profile), overrides or {}).data.bar)
+    summarize(outcomes, profile, storage, with_overrides(get_profile(profile), overrides or {}).data.timeframe)
     check_all_completed(outcomes)
     return outcomes

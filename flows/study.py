@@ -102,7 +102,7 @@ def study(settings: dict[str, dict[str, Any]], seeds: str | list[int] = "0", seg
     key = fingerprint(grid, [run.name for run in runs], profile, timesteps, base, data_sha256)[:16]
     reports = collect_reports(outcomes)
     rows = [study_row(run, outcome.state, *found) for run, outcome, found in zip(runs, outcomes, reports)]
-    bar = with_overrides(get_profile(profile), base).data.bar
+    bar = with_overrides(get_profile(profile), base).data.timeframe
     result = publish_study(ArtifactStore(storage).url, key, rows, stitch_settings(runs, reports, profile, bar))
     check_all_completed(outcomes)
     return result

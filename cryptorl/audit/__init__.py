@@ -1,12 +1,11 @@
 """The audit: backtests of the trained policy and its baselines, and the metrics they are judged by."""
 
 from cryptorl.audit.backtest import BacktestResult, RewardStats, WCostRun, backtest, backtest_many, metrics_table
-from cryptorl.audit.metrics import BARS_PER_YEAR, BacktestMetrics, compute_metrics, equity_curve, net_returns
+from cryptorl.audit.metrics import BacktestMetrics, compute_metrics, equity_curve, net_returns
 from cryptorl.audit.policies import (ConstantPolicy, MomentumPolicy, Policy, RandomPolicy, TrainedPolicy,
                                      make_policy)
 
 __all__ = [
-    "BARS_PER_YEAR",
     "BacktestMetrics",
     "BacktestResult",
     "ConstantPolicy",

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cryptorl.audit.metrics import BARS_PER_YEAR, BacktestMetrics, compute_metrics, equity_curve, net_returns
+from cryptorl.audit.metrics import BacktestMetrics, compute_metrics, equity_curve, net_returns
 from cryptorl.audit.policies import Policy
 from cryptorl.config import EnvConfig
 from cryptorl.envs import BatchCryptoEnv, MarketData
@@ -76,8 +76,7 @@ class BacktestResult:
 
 
 def backtest(policy: Policy, market: MarketData, env_config: EnvConfig,
-             w_costs: Sequence[float] = DEFAULT_W_COSTS, *, include_market: bool,
-             bars_per_year: float = BARS_PER_YEAR) -> BacktestResult:
+             w_costs: Sequence[float] = DEFAULT_W_COSTS, *, include_market: bool) -> BacktestResult:
     """Run `policy` over [market.start, market.stop) once per w_cost; see the module docstring.
 
     `include_market` must match the model: False for a model trained from the encoder cache (attach the
@@ -94,10 +93,11 @@ def backtest(policy: Policy, market: MarketData, env_config: EnvConfig,
     targets, positions, rewards, pnl, cost = _roll_out(policy, env, bars, w_costs)  # (T, n) each
     log_returns = market.log_returns[market.start: market.stop - 1].cpu().numpy()  # (T,)
     runs = {float(w_cost): _run(float(w_cost), positions[:, i], targets[:, i], rewards[:, i], pnl[:, i], cost[:, i],
-                                log_returns, env_config.fee, bars_per_year)
+                                log_returns, env_config.fee, market.bars_per_year)
             for i, w_cost in enumerate(w_costs)}
     timestamps = None if market.row_labels is None else np.asarray(market.row_labels)[bars]
-    return BacktestResult(runs, bars, log_returns, timestamps, env_config.fee, env_config.reward_scale, bars_per_year)
+    return BacktestResult(runs, bars, log_returns, timestamps, env_config.fee, env_config.reward_scale,
+                          market.bars_per_year)
 
 
 def _roll_out(policy: Policy, env: BatchCryptoEnv, bars: np.ndarray, w_costs: Sequence[float]
@@ -127,11 +127,10 @@ def _run(w_cost: float, positions: np.ndarray, targets: np.ndarray, rewards: np.
 
 
 def backtest_many(policies: dict[str, Policy], market: MarketData, env_config: EnvConfig,
-                  w_costs: Sequence[float] = DEFAULT_W_COSTS, *, include_market: bool,
-                  bars_per_year: float = BARS_PER_YEAR) -> dict[str, BacktestResult]:
+                  w_costs: Sequence[float] = DEFAULT_W_COSTS, *, include_market: bool) -> dict[str, BacktestResult]:
     """`backtest` of each named policy over the same slice and w_costs."""
-    return {name: backtest(policy, market, env_config, w_costs, include_market=include_market,
-                           bars_per_year=bars_per_year) for name, policy in policies.items()}
+    return {name: backtest(policy, market, env_config, w_costs, include_market=include_market)
+            for name, policy in policies.items()}
 
 
 def metrics_table(results: dict[str, BacktestResult]) -> list[dict[str, Any]]:

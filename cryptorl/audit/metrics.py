@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BARS_PER_YEAR = 24 * 365  # 1h bars, crypto trades around the clock
+from cryptorl.data.timeframe import HOURS_PER_YEAR
+
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def _normal_cdf(z: float) -> float:
 
 
 def compute_metrics(positions: np.ndarray, log_returns: np.ndarray, fee: float,
-                    bars_per_year: float = BARS_PER_YEAR) -> BacktestMetrics:
+                    bars_per_year: float = HOURS_PER_YEAR) -> BacktestMetrics:
     """All metrics of holding `positions` (T,) over bars with next-bar `log_returns` (T,), paying `fee`."""
     positions = np.asarray(positions, dtype=np.float64)
     log_returns = np.asarray(log_returns, dtype=np.float64)

@@ -106,18 +106,17 @@ class RandomPolicy:
         return self.rng.uniform(-1.0, 1.0, len(bars)).astype(np.float32)
 
 
-class ProbePolicy:
-    """Trades the signal probe's forecast f of the next h bars, paying the fee only when f beats it.
+class ForecastPolicy:
+    """Trades a per-bar forecast f of the return ahead (of the next h bars), paying the fee only when f beats it.
 
     Moving from a held q to p earns (p - q)·f over the bars f covers and costs w_cost·fee·|p - q| once:
     linear in p on each side of q, so the best p in [-1, 1] is sign(f) when |f| > w_cost·fee and q (no
     trade) otherwise (cryptorl.audit.probe.probe_positions at w_cost 1). At w_cost 0 it follows sign(f) bar
-    by bar, and a higher w_cost widens the no-trade band, as a cost-aware agent should. The audit's `probe`
-    baseline trades the horizon that did best on train (`trading_probe`).
+    by bar, and a higher w_cost widens the no-trade band, as a cost-aware agent should.
     """
 
-    def __init__(self, probe: RidgeProbe, market: MarketData, fee: float) -> None:
-        self.forecast = probe.forecast(market.source.cpu().numpy())  # (T,) per span bar, from source[t] only
+    def __init__(self, forecast: np.ndarray, fee: float) -> None:
+        self.forecast = np.asarray(forecast, np.float64)  # (T,) per span bar, from bars <= t
         self.fee = fee
 
     def __call__(self, observation: dict[str, np.ndarray], bars: np.ndarray) -> np.ndarray:
@@ -125,6 +124,14 @@ class ProbePolicy:
         band = self.fee * np.asarray(observation[W_COST], np.float64).reshape(-1)  # (n,)
         forecast = self.forecast[np.asarray(bars, dtype=np.int64)]  # (n,)
         return np.where(np.abs(forecast) > band, np.sign(forecast), held).astype(np.float32)
+
+
+class ProbePolicy(ForecastPolicy):
+    """`ForecastPolicy` on the signal probe's forecast, from source[t] only. The audit's `probe` baseline trades
+    the horizon that did best on train (`trading_probe`)."""
+
+    def __init__(self, probe: RidgeProbe, market: MarketData, fee: float) -> None:
+        super().__init__(probe.forecast(market.source.cpu().numpy()), fee)
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,7 @@ def best_constant(train: MarketData, fee: float) -> BestConstant:
     the drift beats the fee, flat when nothing has a positive Sharpe).
     """
     _, returns = decision_rows(train, "train")
-    metrics = [compute_metrics(np.full(len(returns), p), returns, fee) for p in CONSTANT_GRID]
+    metrics = [compute_metrics(np.full(len(returns), p), returns, fee, train.bars_per_year) for p in CONSTANT_GRID]
     best_sharpe = max(m.sharpe for m in metrics)
     # Same-sign sizes differ only by rounding (~1e-15); real differences between signs are far larger.
     ties = [i for i, m in enumerate(metrics) if m.sharpe >= best_sharpe - 1e-9 * max(1.0, abs(best_sharpe))]

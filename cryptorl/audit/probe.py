@@ -152,7 +152,8 @@ def traded_metrics(probe: RidgeProbe, market: MarketData, fee: float) -> Backtes
     """Net metrics at `fee` of trading `probe` over every decision bar of `market`'s slice, from flat."""
     rows = slice(market.start, market.stop - 1)
     forecast = probe.forecast(market.source[rows].cpu().numpy())  # (T,)
-    return compute_metrics(probe_positions(forecast, fee), market.log_returns[rows].cpu().numpy(), fee)
+    return compute_metrics(probe_positions(forecast, fee), market.log_returns[rows].cpu().numpy(), fee,
+                           market.bars_per_year)
 
 
 def multi_horizon_probe(train: MarketData, test: MarketData, fee: float,

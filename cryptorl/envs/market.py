@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from cryptorl.config import OBSERVATION_WINDOW, EnvConfig
+from cryptorl.data.timeframe import HOURS_PER_YEAR, bars_per_year
 from cryptorl.errors import ConfigError, DataError
 
 # Observation keys, shared by the envs, the replay buffer and the feature extractors.
@@ -45,6 +46,7 @@ class MarketData:
     # Row 0's bar counted from the Unix epoch (0 without timestamps): the execution rule's decision bars are
     # then the same wall-clock bars on every span (cryptorl/envs/execution.py).
     epoch_bar: int = 0
+    bars_per_year: float = HOURS_PER_YEAR  # the annualisation of its bars (hourly without timestamps)
 
     def __post_init__(self) -> None:
         n_bars = self.source.shape[0]
@@ -80,7 +82,10 @@ class MarketData:
         built = cls.from_arrays(market, close.to_numpy(np.float64), start, stop, device,
                                 columns=(*map(str, features.columns), *map(str, context.columns)),
                                 row_labels=features.index.to_numpy())
-        return dataclasses.replace(built, epoch_bar=_epoch_bar(features.index))
+        step = _bar_step(features.index)
+        return built if step is None else dataclasses.replace(
+            built, epoch_bar=(features.index[0] - pd.Timestamp(0, tz=features.index.tz)) // step,
+            bars_per_year=bars_per_year(step))
 
     @classmethod
     def random(cls, n_bars: int, n_features: int = 55, seed: int = 0,
@@ -162,12 +167,11 @@ class MarketData:
         return f"row {row}" if self.row_labels is None else f"row {row} ({self.row_labels[row]})"
 
 
-def _epoch_bar(index: pd.Index) -> int:
-    """The first bar of a regular time index counted in bars from the Unix epoch (0 for anything else)."""
+def _bar_step(index: pd.Index) -> pd.Timedelta | None:
+    """The bar duration of a regular time index (None for anything else)."""
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
-        return 0
-    step = index[1] - index[0]
-    return int((index[0] - pd.Timestamp(0, tz=index.tz)) // step)
+        return None
+    return index[1] - index[0]
 
 
 def resolve_reward_scale(config: EnvConfig, train: MarketData) -> EnvConfig:

@@ -3,7 +3,7 @@
 A hidden regime s_t in {-1, +1} persists for `mean_regime_bars` on average (a two-state Markov chain),
 and the next bar's log-return is
 
-    r_{t+1} = volatility * (edge * s_t + fast_edge * z_t + eps_{t+1}),   eps ~ N(0, 1)
+    r_{t+1} = ar_coefficient * r_t + volatility * (edge * s_t + fast_edge * z_t + eps_{t+1}),   eps ~ N(0, 1)
 
 where z_t in {-1, +1} is a fast signal drawn afresh every bar and shown in `fast_column`. With
 fast_edge > edge, free trading (w_cost 0) follows z_t and turns over ~1 unit a bar; once the fee of a flip
@@ -17,8 +17,15 @@ technical columns are independent N(0, 1) noise and the 5 context columns are th
 of an unrelated regime chain, so FiLM has something to read and nothing to gain from it. Everything at
 bar t depends on bars <= t only, like the real features.
 
-The oracle holds s_t: its hit rate is Phi(edge), and its net result is computed exactly from the bars
-(`oracle_positions`) with the same fee and dynamics as any backtest.
+With `ar_coefficient` (phi) > 0 the edge is in the returns themselves, as in a real market: column
+`return_column` shows the last return r_t / volatility (what a `ret_1` feature shows), and
+E[r_{t+1} | bars <= t] = phi * r_t lasts one bar, so it pays only where |phi * r_t| beats the fee: a lever that
+only cuts turnover fails there, one that trades when it pays does not.
+
+The oracle (`oracle_policy`) knows the hidden state. On the regime market it holds s_t (hit rate Phi(edge);
+the regime lasts ~48 bars, so holding it beats any one-bar rule); on a market with a one-bar edge it trades the
+exact expectation E[r_{t+1} | F_t] whenever that beats the fee (w_cost * fee) and holds otherwise, the fee-aware
+rule of `ForecastPolicy`. Its net result is computed from the bars with the same fee and dynamics as any backtest.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cryptorl.audit.policies import ForecastPolicy, Policy, PositionsPolicy
 from cryptorl.config import OBSERVATION_WINDOW
 from cryptorl.envs.market import MarketData
 from cryptorl.errors import ConfigError
@@ -46,16 +54,21 @@ class PlantedSignalConfig:
     fast_edge: float = 0.0  # drift per bar of the fast signal z_t, in units of volatility (0: none)
     fast_column: int = 1
     signal_column: int = 0
+    ar_coefficient: float = 0.0  # r_{t+1} carries this times r_t (0: none)
+    return_column: int = 2  # shows r_t / volatility when ar_coefficient > 0
     train_fraction: float = 0.6  # then eval and test share the rest equally
     seed: int = 0
 
     def validate(self) -> "PlantedSignalConfig":
         if self.n_bars < 10 * OBSERVATION_WINDOW:
             raise ConfigError(f"synthetic n_bars={self.n_bars}: use at least {10 * OBSERVATION_WINDOW} bars")
-        if not (0 <= self.signal_column < N_TECHNICAL and 0 <= self.fast_column < N_TECHNICAL
-                and self.signal_column != self.fast_column):
-            raise ConfigError(f"synthetic signal_column={self.signal_column}, fast_column={self.fast_column}: use "
-                              f"two different columns in 0..{N_TECHNICAL - 1}")
+        columns = (self.signal_column, self.fast_column, self.return_column)
+        if not all(0 <= column < N_TECHNICAL for column in columns) or len(set(columns)) < 3:
+            raise ConfigError(f"synthetic signal_column={self.signal_column}, fast_column={self.fast_column}, "
+                              f"return_column={self.return_column}: use three different columns in 0..{N_TECHNICAL - 1}")
+        if not 0 <= self.ar_coefficient < 1:
+            raise ConfigError(f"synthetic ar_coefficient={self.ar_coefficient}: use a value in [0, 1) (a stationary "
+                              "AR(1))")
         if self.mean_regime_bars < 1 or self.volatility <= 0 or self.signal_noise < 0 \
                 or not 0 < self.train_fraction < 1:
             raise ConfigError("synthetic market: use mean_regime_bars >= 1, volatility > 0, signal_noise >= 0 and "
@@ -69,16 +82,24 @@ class PlantedSignalMarket:
 
     market: MarketData  # slice = train
     slices: dict[str, tuple[int, int]]  # train / eval / test, [start, stop) into the span
-    regime: np.ndarray  # (T,) float32 in {-1, +1}: s_t, the sign of bar t's expected next return
+    regime: np.ndarray  # (T,) float32 in {-1, +1}: s_t
+    expected_return: np.ndarray  # (T,) float64 E[r_{t+1} | bars <= t and the hidden state]
     config: PlantedSignalConfig
 
     def slice(self, name: str) -> MarketData:
         return self.market.with_slice(*self.slices[name])
 
     def oracle_positions(self, name: str) -> np.ndarray:
-        """(T_slice - 1,) the oracle's position at each decision bar of the slice: s_t."""
+        """(T_slice - 1,) the regime oracle's position at each decision bar of the slice: s_t."""
         start, stop = self.slices[name]
         return self.regime[start: stop - 1]
+
+    def oracle_policy(self, fee: float) -> Policy:
+        """The oracle: holds s_t on the regime market; trades the exact one-bar expectation past the fee (at the
+        observed w_cost) when the market has a one-bar edge (`ar_coefficient` or `fast_edge`)."""
+        if self.config.ar_coefficient or self.config.fast_edge:
+            return ForecastPolicy(self.expected_return, fee)
+        return PositionsPolicy(self.regime)
 
 
 def planted_signal_market(config: PlantedSignalConfig = PlantedSignalConfig()) -> PlantedSignalMarket:
@@ -93,19 +114,38 @@ def planted_signal_market(config: PlantedSignalConfig = PlantedSignalConfig()) -
     fast = rng.choice([-1.0, 1.0], config.n_bars)  # (T,) z_t, drawn last: markets without it keep their bars
     if config.fast_edge:
         technical[:, config.fast_column] = fast
-    drift = config.edge * regime + config.fast_edge * fast  # (T,) expected r_{t+1} / volatility
-    log_returns = config.volatility * (drift[:-1] + noise[1:])  # r_{t+1}, (T-1,)
+    drift = config.edge * regime + config.fast_edge * fast  # (T,) expected r_{t+1} / volatility, but for AR
+    innovations = config.volatility * (drift[:-1] + noise[1:])  # (T-1,)
+    log_returns = _autoregressive(innovations, config.ar_coefficient)  # r_{t+1} = phi r_t + innovation, (T-1,)
+    last_return = np.concatenate([[0.0], log_returns])  # (T,) r_t: the return into bar t, known at bar t
+    if config.ar_coefficient:
+        technical[:, config.return_column] = last_return / config.volatility
+    expected = config.ar_coefficient * last_return + config.volatility * drift  # (T,) E[r_{t+1} | F_t]
     close = 100.0 * np.exp(np.concatenate([[0.0], np.cumsum(log_returns)]))  # (T,)
     columns = tuple(f"noise_{i}" for i in range(N_TECHNICAL))
     columns = (*columns[:config.signal_column], "signal", *columns[config.signal_column + 1:])
     if config.fast_edge:
         columns = (*columns[:config.fast_column], "fast_signal", *columns[config.fast_column + 1:])
+    if config.ar_coefficient:
+        columns = (*columns[:config.return_column], "last_return", *columns[config.return_column + 1:])
     columns = (*columns, *(f"context_{i}" for i in range(N_CONTEXT)))
 
     slices = _slices(config.n_bars, config.train_fraction)
     market = MarketData.from_arrays(np.concatenate([technical, context], axis=1), close, *slices["train"],
                                     columns=columns)
-    return PlantedSignalMarket(market, slices, regime.astype(np.float32), config)
+    return PlantedSignalMarket(market, slices, regime.astype(np.float32), expected, config)
+
+
+def _autoregressive(innovations: np.ndarray, phi: float) -> np.ndarray:
+    """x_k = phi * x_{k-1} + innovations_k from x_{-1} = 0 (the innovations themselves when phi is 0)."""
+    if not phi:
+        return innovations
+    out = np.empty_like(innovations)
+    previous = 0.0
+    for k, innovation in enumerate(innovations):
+        previous = phi * previous + innovation
+        out[k] = previous
+    return out
 
 
 def _markov_signs(rng: np.random.Generator, n_bars: int, mean_run: float) -> np.ndarray:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptorl.audit.metrics import BARS_PER_YEAR, compute_metrics, sharpe_ratio
+from cryptorl.audit.metrics import compute_metrics, sharpe_ratio
+from cryptorl.data.timeframe import HOURS_PER_YEAR
 from cryptorl.audit.report import HEADLINE_W_COST, headline_rows
 from cryptorl.errors import DataError
 from cryptorl.evaluation.bootstrap import (CONFIDENCE, MEAN_BLOCK_BARS, N_RESAMPLES, Interval, bootstrap_sharpe,
@@ -108,15 +109,15 @@ def summarize_walk_forward(runs: list[RunRow], reports: list[Report], profile: s
     notes: list[str] = []
     pieces = _series_pieces(reports, notes)
     fee = _common_fee([report for report, _ in reports])
+    per_year = _common_bars_per_year([report for report, _ in reports])
     bootstrap = {"n_resamples": n_resamples, "mean_block_bars": mean_block, "seed": bootstrap_seed,
                  "confidence": CONFIDENCE}
     stitched = stitch(pieces, pd.Timedelta(bar)) if pieces else None
     if stitched is None:
         notes.append("no stitched series: no audit report has a series (rerun the segments)")
-    evaluated = None if stitched is None else _evaluate(stitched, fee, _trials_of(reports, notes), reports,
+    evaluated = None if stitched is None else _evaluate(stitched, fee, per_year, _trials_of(reports, notes), reports,
                                                        n_resamples, mean_block, bootstrap_seed)
-    summary = WFOSummary(profile, fee, BARS_PER_YEAR, bootstrap, runs, seed_spread(runs, evaluated), evaluated,
-                         notes)
+    summary = WFOSummary(profile, fee, per_year, bootstrap, runs, seed_spread(runs, evaluated), evaluated, notes)
     return summary, stitched
 
 
@@ -160,6 +161,15 @@ def _common_fee(reports: list[dict[str, Any]]) -> float | None:
     return fees[0] if fees else None
 
 
+def _common_bars_per_year(reports: list[dict[str, Any]]) -> float:
+    """The audits' annualisation (hourly for reports written before timeframes existed)."""
+    values = sorted({float(report.get("bars_per_year", HOURS_PER_YEAR)) for report in reports})
+    if len(values) > 1:
+        raise DataError(f"the audits ran on different timeframes ({values} bars a year): summarize one timeframe "
+                        "at a time")
+    return values[0] if values else HOURS_PER_YEAR
+
+
 def _trials_of(reports: list[Report], notes: list[str]) -> list[Trial]:
     """The trials recorded on the walk-forward's data source (next to the first report's own trial)."""
     located = [report["trial"] for report, _ in reports if report.get("trial")]
@@ -169,22 +179,22 @@ def _trials_of(reports: list[Report], notes: list[str]) -> list[Trial]:
     return load_trials(ArtifactStore(located[0].rsplit("/", 1)[0]))
 
 
-def _evaluate(stitched: Stitched, fee: float | None, trials: list[Trial], reports: list[Report],
+def _evaluate(stitched: Stitched, fee: float | None, per_year: float, trials: list[Trial], reports: list[Report],
               n_resamples: int, mean_block: float, bootstrap_seed: int) -> StitchedSummary:
     """Every stitched policy's metrics, bootstrap intervals (paired with buy & hold) and segment wins."""
     if fee is None:
         raise DataError("the audit reports carry no fee: rerun the segments (report.json schema with `fee`)")
     labels = ordered_labels(stitched.labels)
     nets = np.stack([stitched.net(label, fee) for label in labels])  # (K, T)
-    boot = bootstrap_sharpe(nets, n_resamples, mean_block, bootstrap_seed, BARS_PER_YEAR)  # (B, K)
+    boot = bootstrap_sharpe(nets, n_resamples, mean_block, bootstrap_seed, per_year)  # (B, K)
     benchmark = labels.index(BUY_AND_HOLD) if BUY_AND_HOLD in labels else None
     n_trials, variance = trial_statistics(trials)
     log_returns, segments = stitched.frame["log_return"].to_numpy(), stitched.frame[SEGMENT].to_numpy()
     rows = []
     for k, label in enumerate(labels):
-        metrics = compute_metrics(stitched.positions(label), log_returns, fee)
+        metrics = compute_metrics(stitched.positions(label), log_returns, fee, per_year)
         versus = None if benchmark in (None, k) else percentile_interval(
-            metrics.sharpe - sharpe_ratio(nets[benchmark], BARS_PER_YEAR), boot[:, k] - boot[:, benchmark])
+            metrics.sharpe - sharpe_ratio(nets[benchmark], per_year), boot[:, k] - boot[:, benchmark])
         wins = 0 if benchmark is None else sum(
             sharpe_ratio(nets[k][segments == s]) > sharpe_ratio(nets[benchmark][segments == s])
             for s in stitched.segments)

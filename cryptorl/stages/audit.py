@@ -93,7 +93,8 @@ def audit_segment(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeA
         env_config.fee, trained.bars_per_year, store.uri(f"{prefix}/report.json"))
     report = {
         "schema_version": SCHEMA_VERSION, "segment": split.segment, "policy": policy, "seed": seed,
-        "store": store.url, "fee": env_config.fee, "series": series.uri, **provenance_fields(segment.meta, provenance),
+        "store": store.url, "fee": env_config.fee, "bars_per_year": trained.bars_per_year, "series": series.uri,
+        **provenance_fields(segment.meta, provenance),
         "trial": None if trial is None else store.uri(trial_key(trial.dataset, trial.key)),
         "verdict": verdict.verdict, "reasons": verdict.reasons, "checks": verdict.checks,
         "test_slice": segment.meta["slices"]["test"], "w_costs": list(AUDIT_W_COSTS),

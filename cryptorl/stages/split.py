@@ -14,7 +14,7 @@ import fsspec
 import pandas as pd
 
 from cryptorl.config import OBSERVATION_WINDOW, DataConfig, FeatureConfig, WFOConfig
-from cryptorl.data import load_ohlcv
+from cryptorl.data import load_bars
 from cryptorl.errors import DataError
 from cryptorl.features import FEATURE_NAMES, WARMUP_BARS, RobustScaler, technical_features
 from cryptorl.hashing import code_version, fingerprint, sha256_bytes
@@ -63,7 +63,7 @@ def source_ref(path_or_url: str) -> ArtifactRef:
 def split_segment(store: ArtifactStore, data: ArtifactRef, segment: int, data_config: DataConfig,
                   feature_config: FeatureConfig, wfo_config: WFOConfig) -> SegmentArtifacts:
     """Compute features on all bars, fit the scaler on the train slice only, store the segment span."""
-    ohlcv = load_ohlcv(data.uri, bar=data_config.bar, max_gap_fill_bars=data_config.max_gap_fill_bars)
+    ohlcv = load_bars(data.uri, data_config)
     spec = get_segment(ohlcv.index, wfo_config, segment)
     check_warmup(ohlcv.index, spec, data.uri)
     span_start = _span_start(spec)
