@@ -16,7 +16,7 @@ from cryptorl.audit.policies import VALID_SPECS, parse_policy_spec
 from cryptorl.audit.report import TABLE_COLUMNS, baseline_lines, headline_rows
 from cryptorl.config import DEFAULT_DATA_PATH, Profile, SignalConfig, get_profile, with_overrides
 from cryptorl.data import append_bars, dataset_name, load_bars, load_ohlcv_with_report
-from cryptorl.errors import ConfigError, CryptoRLError
+from cryptorl.errors import ArtifactNotFoundError, ConfigError, CryptoRLError
 from cryptorl.registry import champion_lines
 from cryptorl.storage import ArtifactStore, write_url
 from cryptorl.study import SETTING_SYNTAX, check_grid, grid_from_cli, parse_seeds, render_text
@@ -137,7 +137,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _print_verdict(result.store_url, run.audit)
     if result.promotion is not None:
         print(f"promotion {result.promotion.outcome}: {result.promotion.reason}")
+        _print_live_signal(result.store_url, args.data)
     return 0
+
+
+def _print_live_signal(store_url: str, data: str) -> None:
+    """What `cryptorl signal` says now for the data source, on its newest bar however old (a historical file)."""
+    from cryptorl.live import compute_signal, signal_lines  # torch and SB3: only the commands that use them
+
+    try:
+        signal = compute_signal(ArtifactStore(store_url), data, config=SignalConfig(max_staleness_hours=float("inf")))
+    except ArtifactNotFoundError as exc:  # no live champion: the reason is the line
+        print(f"signal: {exc}")
+        return
+    for line in signal_lines(signal):
+        print(f"signal: {line}")
 
 
 def _print_artifacts(stage: str, artifacts) -> None:

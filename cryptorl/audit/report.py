@@ -62,8 +62,24 @@ def render_markdown(report: dict, images: dict[str, str] | None = None) -> str:
 
 
 def baseline_lines(report: dict) -> list[str]:
-    """What the inputs can forecast (the signal probe) and what the train drift alone earns (best_constant)."""
-    return [probe_line(report["probe"]), best_constant_line(report)]
+    """The money at the real fee against every baseline, what the inputs can forecast (the signal probe) and what
+    the train drift alone earns (best_constant)."""
+    return [money_line(report), probe_line(report["probe"]), best_constant_line(report)]
+
+
+def money_line(report: dict) -> str:
+    """The audited policy's net result at the headline w_cost, gross and fees, next to every baseline's Sharpe."""
+    rows = {row["policy"]: row for row in headline_rows(report["metrics"])}
+    audited = rows[report["policy"]]
+    others = ", ".join(f"{name} {_fmt(row.get('sharpe'))}" for name, row in rows.items() if name != report["policy"])
+    return (f"net at the real fee over the test slice (w_cost {audited['w_cost']:g}): {report['policy']} Sharpe "
+            f"{_fmt(audited.get('sharpe'))} (log-return gross {_percent(audited.get('gross_log_return'))}, fees "
+            f"{_percent(audited.get('cost'))}, net {_percent(audited.get('net_log_return'))}; turnover "
+            f"{_fmt(audited.get('turnover'))} per bar); baselines' Sharpe: {others}")
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:+.1f} %"
 
 
 def probe_line(probe: dict) -> str:

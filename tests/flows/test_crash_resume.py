@@ -64,8 +64,19 @@ def test_a_killed_training_resumes_from_its_checkpoint_and_completes(prefect_har
     assert not [key for key in store.list("segments/0/tqc") if key.endswith("summary.json")]  # no half stage
 
     rerun = _cli_run(data_2018, store_dir, work)
-    _, stderr = rerun.communicate(timeout=300)
+    stdout, stderr = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, stderr[-3000:]
+    # What a user reads at the end of a run: the verdict, the money against the baselines, the probe per horizon,
+    # the promotion decision with the floor, and what `signal` says now.
+    printed = stdout.splitlines()
+    assert any(line.startswith("verdict (trained): ") for line in printed)
+    assert any(line.startswith("net at the real fee over the test slice (w_cost 1): trained Sharpe ") and
+               "fees " in line and "buy_and_hold " in line for line in printed)
+    assert any(line.startswith("probe (ridge on the inputs, fit on train): 1 bar: IC ") for line in printed)
+    [promotion] = [line for line in printed if line.startswith("promotion ")]
+    assert "not healthy" in promotion or "floor (flat " in promotion
+    assert [line for line in printed if line.startswith("signal: ")][0].startswith(
+        "signal: bar " if "accepted" in promotion else "signal: no champion for data source")
 
     [summary_key] = [key for key in store.list("segments/0/tqc") if key.endswith("summary.json")]
     summary = store.read_json(summary_key)

@@ -71,6 +71,10 @@ def test_report_has_probe_and_best_constant_rows_and_lines(results):
             f"hit {100 * one_bar['hit_rate']:.1f} %, net Sharpe {one_bar['net_sharpe']:.2f}; 4 bars: IC ") in markdown
     assert (f"; trades {report['probe']['trading_horizon']} bar(s) (best on train); an edge larger than the fee (IC > 0 "
             "with t >= 2 and net Sharpe > 0 on test) at: ") in markdown
+    trained = report["policies"]["trained"]["1"]
+    assert (f"- net at the real fee over the test slice (w_cost 1): trained Sharpe {trained['sharpe']:.4g} (log-return "
+            f"gross {100 * trained['gross_log_return']:+.1f} %, fees {100 * trained['cost']:+.1f} %") in markdown
+    assert f"baselines' Sharpe: buy_and_hold {report['policies']['buy_and_hold']['1']['sharpe']:.4g}, flat " in markdown
     assert (f"- best_constant: position {position:+.1f} (best train net Sharpe "
             f"{report['best_constant']['train_sharpe']:.2f}); test net Sharpe at w_cost 1: "
             f"{sharpe[0]:.4g} vs trained {sharpe[1]:.4g}") in markdown
