@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +45,7 @@ from cryptorl.models.checkpoint import load_mae_checkpoint
 from cryptorl.models.foundation import DIMENSION_FIELDS
 from cryptorl.models.rl_adapter import HEADS
 from cryptorl.regime import RegimeModel
-from cryptorl.registry import ModelRefs, require_champion
+from cryptorl.registry import ChampionRecord, ModelRefs, require_champion, seeds_text
 from cryptorl.seeding import resolve_device
 from cryptorl.storage import ArtifactStore
 from cryptorl.training.tqc import encoder_cache_for, load_trained_model
@@ -149,19 +150,28 @@ def model_path(model: LiveModel, ohlcv: pd.DataFrame, *, start: pd.Timestamp | N
                      context.loc[index[path_from:]])
 
 
-def slice_metrics(model: LiveModel, ohlcv: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp,
-                 source: str = "the data") -> BacktestMetrics:
-    """The model's net metrics at the real fee over the test slice [first, last], from flat at `first`.
-
-    The same numbers as an audit's backtest at w_cost 1 over that slice: decisions at first .. last - 1,
-    each earning the next bar's log-return.
-    """
+def slice_positions(model: LiveModel, ohlcv: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp,
+                    source: str = "the data") -> tuple[np.ndarray, np.ndarray]:
+    """(positions (n - 1,), next-bar log-returns (n - 1,)) of the model's decisions at first .. last - 1 over the
+    test slice [first, last], from flat at `first`: the audit's backtest at w_cost 1 over that slice."""
     path = model_path(model, ohlcv.loc[:last], start=first, source=source)
     if path.timestamps[0] != first or path.timestamps[-1] != last:
         raise DataError(f"{source}: bars {format_timestamp(first)} .. {format_timestamp(last)} (a test slice) are "
                         f"not all there with a warm window before them: pass the data source the slice came from")
-    return compute_metrics(path.positions[:-1], path.log_returns, model.profile.env.fee,
-                           bars_per_year(parse_bar(model.profile.data.timeframe)))
+    return path.positions[:-1], path.log_returns
+
+
+def net_metrics(profile: Profile, positions: np.ndarray, log_returns: np.ndarray) -> BacktestMetrics:
+    """Metrics of holding `positions` at `profile`'s real fee, annualised by its timeframe."""
+    return compute_metrics(positions, log_returns, profile.env.fee, bars_per_year(parse_bar(profile.data.timeframe)))
+
+
+def slice_metrics(models: Sequence[LiveModel], ohlcv: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp,
+                  source: str = "the data") -> BacktestMetrics:
+    """Net metrics at the real fee over the test slice [first, last] of one model, or of a seed ensemble: the mean
+    of its members' positions, each member deciding from its own path."""
+    paths = [slice_positions(model, ohlcv, first, last, source) for model in models]
+    return net_metrics(models[0].profile, np.mean([positions for positions, _ in paths], axis=0), paths[0][1])
 
 
 FLOOR_POSITIONS = {"flat": 0.0, "buy_and_hold": 1.0}  # the constant position of each PromotionConfig.floor baseline
@@ -251,7 +261,7 @@ class Signal:
     champion: str  # identity, e.g. 'btcusdt-1h v3 (model 1a2b3c4d5e6f)'
     version: int
     segment: int
-    seed: int
+    seeds: tuple[int, ...]  # one, or the members of a seed ensemble (the mean of their positions)
     profile: str
     verdict: str
     test_sharpe: float  # its net test Sharpe at w_cost 1 when it was promoted
@@ -259,11 +269,11 @@ class Signal:
     champion_age_hours: float
     bar: pd.Timestamp  # the newest complete bar (its open time)
     bar_age_hours: float  # how long ago it closed
-    position: float  # target position in [-1, 1] at w_cost 1
+    position: float  # position to hold in [-1, 1] at w_cost 1 (an ensemble's: the mean of its members')
     held: float  # the position held before this decision
     held_from: str  # "path" (the champion's own path since path_start) or "given"
     path_start: pd.Timestamp
-    regime: dict[str, float]  # p_state_0..3 and regime_entropy at `bar`
+    regime: dict[str, float]  # p_state_0..3 and regime_entropy at `bar` (an ensemble's: its members' mean)
 
     def to_json(self) -> dict:
         return {key: value.isoformat() if isinstance(value, pd.Timestamp) else value
@@ -291,14 +301,22 @@ def compute_signal(store: ArtifactStore, data: str, *, config: SignalConfig = Si
         raise DataError(f"{data}: the newest complete bar {format_timestamp(complete.index[-1])} closed "
                         f"{bar_age_hours:,.1f} h ago, over the {config.max_staleness_hours:g} h limit: append newer "
                         "bars (cryptorl data append), or raise --max-staleness (inf for a historical file)")
-    model = load_model(store, record.refs, record.profile, record.identity)
     start = max(record.test_first, complete.index[-1] - (config.run_in_bars - 1) * step)
-    path = model_path(model, complete, start=start, held=held, source=data)
-    return Signal(record.dataset, record.identity, record.version, record.segment, record.seed, record.profile.name,
-                  record.verdict, record.test_sharpe, record.promoted_at, record.age_hours(now), complete.index[-1],
-                  bar_age_hours, float(path.positions[-1]), float(path.held[-1]),
-                  "path" if held is None else "given", path.timestamps[0],
-                  {name: float(value) for name, value in path.context.iloc[-1].items()})
+    paths = [model_path(model, complete, start=start, held=held, source=data)
+             for model in load_champion_models(store, record)]  # one per member
+    regime = pd.concat([path.context.iloc[-1] for path in paths], axis=1).mean(axis=1)  # states ordered alike
+    return Signal(record.dataset, record.identity, record.version, record.segment, record.seeds,
+                  record.profile.name, record.verdict, record.test_sharpe, record.promoted_at, record.age_hours(now),
+                  complete.index[-1], bar_age_hours, float(np.mean([path.positions[-1] for path in paths])),
+                  float(np.mean([path.held[-1] for path in paths])), "path" if held is None else "given",
+                  paths[0].timestamps[0], {name: float(value) for name, value in regime.items()})
+
+
+def load_champion_models(store: ArtifactStore, record: ChampionRecord) -> list[LiveModel]:
+    """The champion's agent, or each member of its seed ensemble, loaded and checked."""
+    return [load_model(store, member.refs, dataclasses.replace(record.profile, seed=member.seed),
+                       record.identity if len(record.members) == 1 else f"{record.identity} seed {member.seed}")
+            for member in record.members]
 
 
 def signal_lines(signal: Signal) -> list[str]:
@@ -309,9 +327,13 @@ def signal_lines(signal: Signal) -> list[str]:
     return [f"bar {format_timestamp(signal.bar)} (the newest complete bar, closed {signal.bar_age_hours:,.1f} h ago)",
             f"target position {signal.position:+.4f} at w_cost {SIGNAL_W_COST:g} ({held})",
             f"regime {regime}",
-            f"champion {signal.champion}: segment {signal.segment}, seed {signal.seed}, profile {signal.profile}, "
+            f"champion {signal.champion}: segment {signal.segment}, {_seeds(signal)}, profile {signal.profile}, "
             f"verdict {signal.verdict}, net test Sharpe {signal.test_sharpe:.3f}; promoted "
             f"{format_timestamp(signal.promoted_at)}, {signal.champion_age_hours:,.1f} h ago"]
+
+
+def _seeds(signal: Signal) -> str:
+    return f"seed {signal.seeds[0]}" if len(signal.seeds) == 1 else f"seed ensemble {seeds_text(signal.seeds)}"
 
 
 def signal_markdown(signal: Signal) -> str:
@@ -323,7 +345,7 @@ def signal_markdown(signal: Signal) -> str:
             "held before": f"{signal.held:+.4f} ({held_from})",
             **{name: f"{value:.3f}" for name, value in signal.regime.items()},
             "champion": signal.champion,
-            "trained on": f"segment {signal.segment}, seed {signal.seed}, profile {signal.profile}",
+            "trained on": f"segment {signal.segment}, {_seeds(signal)}, profile {signal.profile}",
             "verdict, net test Sharpe": f"{signal.verdict}, {signal.test_sharpe:.3f}",
             "promoted": f"{format_timestamp(signal.promoted_at)} ({signal.champion_age_hours:,.1f} h ago)"}
     return "\n".join([f"# Signal {signal.dataset}: {signal.position:+.4f}", "", "| | |", "|---|---|",

@@ -5,7 +5,9 @@ The rule, for the candidates of one segment run (one per seed) on one data sourc
    test slice starts no earlier than the newest champion's: a model trained on older data never replaces a
    newer one, and so the champion is always scored on bars it never trained on.
 2. Every such candidate is scored by the same code: its net Sharpe at w_cost 1 with the real fee over its own
-   test slice, from flat (cryptorl/live.py; its audit's number up to float rounding). It must clear the floor
+   test slice, from flat (cryptorl/live.py; its audit's number up to float rounding). With two or more healthy
+   seeds their seed ensemble is a candidate too: the mean of their positions, each seed deciding from its own
+   path (the seeds' wobbles are independent, so averaging cancels part of them). Each must clear the floor
    (`PromotionConfig.floor`): beat, strictly, the net Sharpe of each floor baseline (flat's is 0, buy & hold's)
    on the same slice. The best candidate that does is the challenger (ties: the lowest seed). The best of N
    seeds is favoured by luck: the DSR of the trials counts it.
@@ -26,6 +28,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 from cryptorl.audit.report import HEADLINE_W_COST
@@ -34,9 +37,10 @@ from cryptorl.config import DataConfig, Profile
 from cryptorl.data import dataset_name, load_bars
 from cryptorl.data.validation import format_timestamp
 from cryptorl.errors import ConfigError, StorageError
-from cryptorl.live import floor_sharpes, load_model, slice_metrics
-from cryptorl.registry import (ChampionRecord, ModelRefs, create_version, current_champion, log_decision,
-                               newest_version, retire)
+from cryptorl.live import (floor_sharpes, load_champion_models, load_model, net_metrics, slice_metrics,
+                           slice_positions)
+from cryptorl.registry import (ChampionRecord, Member, ModelRefs, create_version, current_champion, log_decision,
+                               members_id, newest_version, retire, seeds_text)
 from cryptorl.stages import AuditArtifacts, MAEArtifacts, RegimeArtifacts, SegmentArtifacts, TQCArtifacts
 from cryptorl.storage import ArtifactRef, ArtifactStore
 
@@ -64,10 +68,10 @@ class Challenger:
 
 @dataclass(frozen=True)
 class CandidateScore:
-    """One candidate's numbers: why it can or cannot be promoted, and its Sharpe."""
+    """One candidate's numbers (one seed, or the seed ensemble): why it can or cannot be promoted, and its Sharpe."""
 
     segment: int
-    seed: int
+    seeds: tuple[int, ...]
     model_id: str
     policy: str  # what its audit judged
     verdict: str
@@ -79,8 +83,15 @@ class CandidateScore:
     excluded: str | None  # why it cannot be promoted; None when it can
 
     @property
+    def seed(self) -> int:
+        """The seed, or an ensemble's first."""
+        return self.seeds[0]
+
+    @property
     def label(self) -> str:
-        return f"segment {self.segment} seed {self.seed}"
+        if len(self.seeds) == 1:
+            return f"segment {self.segment} seed {self.seed}"
+        return f"segment {self.segment} seed ensemble {seeds_text(self.seeds)}"
 
 
 @dataclass(frozen=True)
@@ -91,7 +102,7 @@ class ChampionScore:
     identity: str
     model_id: str
     segment: int
-    seed: int
+    seeds: tuple[int, ...]
     profile: str
     promoted_at: pd.Timestamp
     age_hours: float
@@ -133,20 +144,20 @@ def promote(store: ArtifactStore, challengers: Sequence[Challenger], *, now: pd.
     if not challengers:
         raise ConfigError("promote got no challengers: pass one per seed of the segment run")
     dataset, data = _one_dataset(challengers), _DataCache()
-    scores = [_score(store, candidate, data) for candidate in challengers]  # (n_seeds,) the champion changes nothing
+    groups, scores = zip(*_candidates(store, challengers, data))  # the champion changes none of them
     decision_id = uuid.uuid4().hex[:12]
     for lost_races in range(MAX_RACES):
         at = now if now is not None else pd.Timestamp.now(tz="UTC").floor("s")
         champion, newest = current_champion(store, dataset), newest_version(store, dataset)
         ranked = [_against(score, newest, live=champion is not None) for score in scores]
         promotable = [i for i, score in enumerate(ranked) if score.excluded is None]
-        best = max(promotable, key=lambda i: (ranked[i].sharpe, -ranked[i].seed), default=None)
+        best = max(promotable, key=lambda i: (ranked[i].sharpe, -ranked[i].seed, -len(ranked[i].seeds)), default=None)
         challenger = None if best is None else ranked[best]
         champion_score = _champion_score(store, champion, scores[0], challengers[0], data, at)
         accepted, retiring, reason = _rule(challenger, ranked, champion_score, scores[0])
         version, retired = (champion.version if champion else None), None
         if accepted:
-            record = _record(dataset, challengers[best], challenger, decision_id, at, champion)
+            record = _record(dataset, groups[best], challenger, decision_id, at, champion)
             if not create_version(store, record):
                 continue  # another promotion created this version first: judge again against it
             version = record.version
@@ -176,24 +187,54 @@ class _DataCache:
         return self.frames[uri, config]
 
 
-def _score(store: ArtifactStore, candidate: Challenger, data: _DataCache) -> CandidateScore:
-    """The candidate's audit numbers, and its own re-scored Sharpe when it is healthy."""
+def _candidates(store: ArtifactStore, challengers: Sequence[Challenger],
+                data: _DataCache) -> list[tuple[tuple[Challenger, ...], CandidateScore]]:
+    """Each seed's candidate, then the seed ensemble of the healthy seeds when there are two or more."""
+    scored = [_score(store, challenger, data) for challenger in challengers]
+    candidates = [((challenger,), score) for challenger, (score, _) in zip(challengers, scored)]
+    healthy = [(challenger, score, positions) for challenger, (score, positions) in zip(challengers, scored)
+               if positions is not None]
+    if len(healthy) > 1:
+        members = tuple(challenger for challenger, _, _ in healthy)
+        candidates.append((members, _ensemble_score(members, healthy[0][1], [p for _, _, p in healthy], data)))
+    return candidates
+
+
+def _score(store: ArtifactStore, candidate: Challenger,
+           data: _DataCache) -> tuple[CandidateScore, tuple[np.ndarray, np.ndarray] | None]:
+    """The candidate's audit numbers, and when it is healthy its own re-scored Sharpe and its (positions,
+    log-returns) on its test slice."""
     report = store.read_json(candidate.audit.report)
     trained = report["policies"].get("trained", {}).get(f"{HEADLINE_W_COST:g}", {})
     first, last = (pd.Timestamp(report["test_slice"][end]) for end in ("first", "last"))
     excluded = (f"its audit judged {report['policy']!r}, not the trained agent" if report["policy"] != "trained"
                 else f"verdict {report['verdict']} (not {HEALTHY})" if report["verdict"] != HEALTHY else None)
-    sharpe, floor = None, None
-    if excluded is None:
-        profile = dataclasses.replace(candidate.profile, seed=candidate.seed)
-        model = load_model(store, candidate.refs, profile, f"segment {report['segment']} seed {candidate.seed}")
-        ohlcv = data.get(candidate.data.uri, profile.data)
-        sharpe = slice_metrics(model, ohlcv, first, last, source=candidate.data.uri).sharpe
-        floor = floor_sharpes(ohlcv, first, last, profile.env.fee, profile.promotion.floor)
-        if not clears(sharpe, floor):
-            excluded = f"its net test Sharpe {sharpe:.3f} does not clear the floor ({floor_text(floor)})"
-    return CandidateScore(int(report["segment"]), candidate.seed, candidate.refs.model_id, report["policy"],
-                          report["verdict"], trained.get("sharpe"), sharpe, floor, first, last, excluded)
+    score = CandidateScore(int(report["segment"]), (candidate.seed,), candidate.refs.model_id, report["policy"],
+                           report["verdict"], trained.get("sharpe"), None, None, first, last, excluded)
+    if excluded is not None:
+        return score, None
+    profile = dataclasses.replace(candidate.profile, seed=candidate.seed)
+    model = load_model(store, candidate.refs, profile, f"segment {report['segment']} seed {candidate.seed}")
+    path = slice_positions(model, data.get(candidate.data.uri, profile.data), first, last, source=candidate.data.uri)
+    return _with_sharpe(score, candidate, net_metrics(profile, *path).sharpe, data), path
+
+
+def _ensemble_score(members: tuple[Challenger, ...], first_member: CandidateScore,
+                    paths: list[tuple[np.ndarray, np.ndarray]], data: _DataCache) -> CandidateScore:
+    """The seed ensemble of `members` (healthy, on one test slice): the mean of their positions, scored alike."""
+    positions = np.mean([positions for positions, _ in paths], axis=0)  # (n,)
+    score = dataclasses.replace(first_member, seeds=tuple(member.seed for member in members), audit_sharpe=None,
+                                model_id=members_id(tuple(Member(member.seed, member.refs) for member in members)))
+    return _with_sharpe(score, members[0], net_metrics(members[0].profile, positions, paths[0][1]).sharpe, data)
+
+
+def _with_sharpe(score: CandidateScore, run: Challenger, sharpe: float, data: _DataCache) -> CandidateScore:
+    """`score` with its re-scored Sharpe and the floor on its test slice, excluded when it does not clear it."""
+    floor = floor_sharpes(data.get(run.data.uri, run.profile.data), score.test_first, score.test_last,
+                          run.profile.env.fee, run.profile.promotion.floor)
+    excluded = None if clears(sharpe, floor) else (f"its net test Sharpe {sharpe:.3f} does not clear the floor "
+                                                   f"({floor_text(floor)})")
+    return dataclasses.replace(score, sharpe=sharpe, floor=floor, excluded=excluded)
 
 
 def clears(sharpe: float, floor: dict[str, float]) -> bool:
@@ -210,7 +251,7 @@ def _against(score: CandidateScore, newest: ChampionRecord | None, live: bool) -
     the champion itself)."""
     if score.excluded is not None or newest is None:
         return score
-    if score.model_id == newest.refs.model_id:
+    if score.model_id == newest.model_id:
         return dataclasses.replace(score, excluded=f"it is already the champion (v{newest.version})" if live
                                    else f"it is champion v{newest.version}, which was retired")
     if score.test_first < newest.test_first:
@@ -228,12 +269,12 @@ def _champion_score(store: ArtifactStore, champion: ChampionRecord | None, run_s
         return None
     sharpe, floor = None, None
     if run_score.test_first >= champion.test_first:
-        model = load_model(store, champion.refs, champion.profile, champion.identity)
         ohlcv = data.get(run.data.uri, champion.profile.data)
-        sharpe = slice_metrics(model, ohlcv, run_score.test_first, run_score.test_last, source=run.data.uri).sharpe
+        sharpe = slice_metrics(load_champion_models(store, champion), ohlcv, run_score.test_first,
+                               run_score.test_last, source=run.data.uri).sharpe
         floor = floor_sharpes(ohlcv, run_score.test_first, run_score.test_last, champion.profile.env.fee,
                               run.profile.promotion.floor)
-    return ChampionScore(champion.version, champion.identity, champion.refs.model_id, champion.segment, champion.seed,
+    return ChampionScore(champion.version, champion.identity, champion.model_id, champion.segment, champion.seeds,
                          champion.profile.name, champion.promoted_at, champion.age_hours(at), champion.test_sharpe,
                          sharpe, floor)
 
@@ -268,13 +309,15 @@ def _retirement(champion: ChampionScore, slice_text: str) -> str:
             f"{slice_text} does not clear the floor ({floor_text(champion.floor or {})})")
 
 
-def _record(dataset: str, winner: Challenger, score: CandidateScore, decision_id: str, at: pd.Timestamp,
-            champion: ChampionRecord | None) -> ChampionRecord:
+def _record(dataset: str, winners: tuple[Challenger, ...], score: CandidateScore, decision_id: str,
+            at: pd.Timestamp, champion: ChampionRecord | None) -> ChampionRecord:
+    first = winners[0]
     return ChampionRecord(version=(champion.version if champion else 0) + 1, dataset=dataset, promoted_at=at,
                           decision=decision_id, segment=score.segment,
-                          profile=dataclasses.replace(winner.profile, seed=winner.seed), verdict=score.verdict,
+                          profile=dataclasses.replace(first.profile, seed=first.seed), verdict=score.verdict,
                           test_sharpe=float(score.sharpe), test_first=score.test_first, test_last=score.test_last,
-                          data=winner.data, refs=winner.refs, replaces=champion.version if champion else None)
+                          data=first.data, members=tuple(Member(winner.seed, winner.refs) for winner in winners),
+                          replaces=champion.version if champion else None)
 
 
 def _one_dataset(challengers: Sequence[Challenger]) -> str:
@@ -306,7 +349,8 @@ def promotion_markdown(decision: Decision) -> str:
     if rows:  # no table at all when there is neither a promotable challenger nor a champion
         lines += ["| | segment | seed | verdict | net test Sharpe (challenger's slice) | audit Sharpe | model |",
                   "|---|---|---|---|---|---|---|", *rows]
-    lines += ["", "Candidates (one per seed; the best promotable one is the challenger):", ""]
+    lines += ["", "Candidates (one per seed, and the seed ensemble of the healthy ones; the best promotable one is "
+              "the challenger):", ""]
     lines += [_candidate_line(score) for score in decision.candidates]
     lines += ["", "Rule: the challenger is the best healthy seed whose test slice starts no earlier than the "
               "champion's and whose net Sharpe at w_cost 1 with the real fee beats the floor's baselines on that "
@@ -322,12 +366,12 @@ def _comparison_rows(decision: Decision) -> list[str]:
     rows = []
     if decision.challenger is not None:
         c = decision.challenger
-        rows.append(f"| challenger | {c.segment} | {c.seed} | {c.verdict} | {_number(c.sharpe)} | "
+        rows.append(f"| challenger | {c.segment} | {seeds_text(c.seeds)} | {c.verdict} | {_number(c.sharpe)} | "
                     f"{_number(c.audit_sharpe)} | {c.model_id} |")
     if decision.champion is not None:
         k = decision.champion
         rows.append(f"| champion v{k.version} ({k.profile}), promoted {format_timestamp(k.promoted_at)}, "
-                    f"{k.age_hours:.1f} h ago | {k.segment} | {k.seed} | {HEALTHY} | {_number(k.sharpe)} | "
+                    f"{k.age_hours:.1f} h ago | {k.segment} | {seeds_text(k.seeds)} | {HEALTHY} | {_number(k.sharpe)} | "
                     f"{_number(k.own_sharpe)} (own slice) | {k.model_id} |")
     floor = next((score.floor for score in decision.candidates if score.floor is not None),
                  decision.champion.floor if decision.champion is not None else None)

@@ -31,9 +31,11 @@ import pandas as pd
 from cryptorl.config import (DataConfig, EnvConfig, FeatureConfig, MAEConfig, Profile, PromotionConfig, RegimeConfig,
                              TrainConfig, WFOConfig)
 from cryptorl.errors import ArtifactNotFoundError, CheckpointError
+from cryptorl.hashing import sha256_bytes
 from cryptorl.storage import ArtifactRef, ArtifactStore
 
-SCHEMA = "cryptorl.champion/1"
+SCHEMA = "cryptorl.champion/2"  # 2: `members` (one model, or a seed ensemble); 1 (one `seed` and `refs`) is read too
+SCHEMA_V1 = "cryptorl.champion/1"
 PREFIX = "registry"
 _VERSION_FILE = re.compile(r"^(\d{6})\.json$")
 _STAGES: dict[str, type] = {"data": DataConfig, "features": FeatureConfig, "wfo": WFOConfig, "regime": RegimeConfig,
@@ -59,31 +61,57 @@ class ModelRefs:
 
 
 @dataclass(frozen=True)
+class Member:
+    """One trained agent of a champion: its seed and its artifacts."""
+
+    seed: int
+    refs: ModelRefs
+
+
+def members_id(members: tuple[Member, ...]) -> str:
+    """A short identity: the agent's (first 12 hex digits of its sha256), or of a seed ensemble, 12 hex digits of
+    the sha256 of its members' agents."""
+    if len(members) == 1:
+        return members[0].refs.model_id
+    return sha256_bytes(",".join(member.refs.tqc_model.sha256 for member in members).encode())[:12]
+
+
+@dataclass(frozen=True)
 class ChampionRecord:
-    """One promotion: the model that became the champion and the numbers it was promoted on."""
+    """One promotion: the model that became the champion and the numbers it was promoted on.
+
+    A champion is one agent or a seed ensemble: the mean of its members' positions, each member deciding from
+    its own path (what splitting the account equally among them would hold).
+    """
 
     version: int
     dataset: str
     promoted_at: pd.Timestamp  # UTC
     decision: str  # id of the decision that promoted it (registry/<dataset>/decisions/)
     segment: int
-    profile: Profile  # every stage config the networks were built with; profile.seed is the run's seed
+    profile: Profile  # every stage config the networks were built with; profile.seed is the first member's
     verdict: str
     test_sharpe: float  # net Sharpe at w_cost 1 with the real fee on its own test slice (re-scored)
     test_first: pd.Timestamp  # its test slice: the first bar it never trained on ...
     test_last: pd.Timestamp  # ... and the last one
     data: ArtifactRef  # the data source it was trained on, with the sha256 it had then
-    refs: ModelRefs
+    members: tuple[Member, ...]
     replaces: int | None  # the version it replaced
 
     @property
-    def seed(self) -> int:
-        return self.profile.seed
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(member.seed for member in self.members)
+
+    @property
+    def model_id(self) -> str:
+        return members_id(self.members)
 
     @property
     def identity(self) -> str:
-        """E.g. 'btcusdt-1h v3 (model 1a2b3c4d5e6f)'."""
-        return f"{self.dataset} v{self.version} (model {self.refs.model_id})"
+        """E.g. 'btcusdt-1h v3 (model 1a2b3c4d5e6f)', or '... (ensemble 1a2b3c4d5e6f of seeds 0, 1)'."""
+        what = "model" if len(self.members) == 1 else "ensemble"
+        seeds = "" if len(self.members) == 1 else f" of seeds {seeds_text(self.seeds)}"
+        return f"{self.dataset} v{self.version} ({what} {self.model_id}{seeds})"
 
     def age_hours(self, now: pd.Timestamp) -> float:
         return (now - self.promoted_at) / pd.Timedelta(hours=1)
@@ -91,10 +119,12 @@ class ChampionRecord:
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "version": self.version, "dataset": self.dataset,
                 "promoted_at": self.promoted_at.isoformat(), "decision": self.decision, "segment": self.segment,
-                "seed": self.seed, "profile": self.profile.name, "verdict": self.verdict,
+                "profile": self.profile.name, "verdict": self.verdict,
                 "test_sharpe": self.test_sharpe, "test_slice": {"first": self.test_first.isoformat(),
                                                                 "last": self.test_last.isoformat()},
-                "data": _ref_json(self.data), "refs": {name: _ref_json(ref) for name, ref in vars(self.refs).items()},
+                "data": _ref_json(self.data), "members": [
+                    {"seed": member.seed, "refs": {name: _ref_json(ref) for name, ref in vars(member.refs).items()}}
+                    for member in self.members],
                 "configs": {name: dataclasses.asdict(getattr(self.profile, name)) for name in _STAGES},
                 "replaces": self.replaces}
 
@@ -102,17 +132,19 @@ class ChampionRecord:
     def from_json(cls, value: dict[str, Any], source: str) -> "ChampionRecord":
         """Rebuild a record written by `to_json`; `source` names it in errors."""
         try:
-            if value.get("schema") != SCHEMA:
+            if value.get("schema") not in (SCHEMA, SCHEMA_V1):
                 raise ValueError(f"schema {value.get('schema')!r}, expected {SCHEMA!r}")
+            members = tuple(Member(int(member["seed"]), ModelRefs(**{name: ArtifactRef(**ref)
+                                                                      for name, ref in member["refs"].items()}))
+                            for member in (value["members"] if value["schema"] == SCHEMA else [value]))
             return cls(version=int(value["version"]), dataset=str(value["dataset"]),
                        promoted_at=pd.Timestamp(value["promoted_at"]), decision=str(value["decision"]),
                        segment=int(value["segment"]),
-                       profile=profile_from_json(value["profile"], int(value["seed"]), value["configs"]),
+                       profile=profile_from_json(value["profile"], members[0].seed, value["configs"]),
                        verdict=str(value["verdict"]), test_sharpe=float(value["test_sharpe"]),
                        test_first=pd.Timestamp(value["test_slice"]["first"]),
                        test_last=pd.Timestamp(value["test_slice"]["last"]), data=ArtifactRef(**value["data"]),
-                       refs=ModelRefs(**{name: ArtifactRef(**ref) for name, ref in value["refs"].items()}),
-                       replaces=value["replaces"])
+                       members=members, replaces=value["replaces"])
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"registry record {source} is malformed ({type(exc).__name__}: {exc}); it was not "
                                   "written by this version of cryptorl: promote a new champion") from None
@@ -256,8 +288,8 @@ def champion_lines(store: ArtifactStore, dataset: str, now: pd.Timestamp, last_d
     lines = [f"no champion for {dataset!r} in {store.url} yet"] if not versions else _record_lines(
         versions[-1], store.url, now, retired[versions[-1].version])
     lines.append(f"history ({len(versions)} promotion{'s' * (len(versions) != 1)}):")
-    lines += [f"  v{r.version}  {_when(r.promoted_at)}  segment {r.segment}  seed {r.seed}  {r.profile.name}  "
-              f"Sharpe {r.test_sharpe:.3f}  model {r.refs.model_id}"
+    lines += [f"  v{r.version}  {_when(r.promoted_at)}  segment {r.segment}  {_seeds_label(r.seeds)}  "
+              f"{r.profile.name}  Sharpe {r.test_sharpe:.3f}  model {r.model_id}"
               + (f"  replaced v{r.replaces}" if r.replaces else "  (first)")
               + (f"  retired {_when(pd.Timestamp(retired[r.version]['at']))}" if retired[r.version] else "")
               for r in versions]
@@ -272,13 +304,23 @@ def _record_lines(record: ChampionRecord, store_url: str, now: pd.Timestamp,
         f"no live champion of {record.dataset!r} in {store_url}: the last one, {record.identity}, was retired "
         f"{_when(pd.Timestamp(retired['at']))} by decision {retired['decision']}: {retired['reason']}")
     return [header,
-            f"  segment {record.segment} (test {_when(record.test_first)} .. {_when(record.test_last)}), seed "
-            f"{record.seed}, profile {record.profile.name}",
+            f"  segment {record.segment} (test {_when(record.test_first)} .. {_when(record.test_last)}), "
+            f"{_seeds_label(record.seeds)}, profile {record.profile.name}",
             f"  verdict {record.verdict}, net test Sharpe {record.test_sharpe:.3f} at w_cost 1 (real fee "
             f"{record.profile.env.fee:g})",
             f"  promoted {_when(record.promoted_at)} ({record.age_hours(now):,.1f} h ago) by decision "
             f"{record.decision}; data {record.data.uri} (sha256 {record.data.sha256[:12]} then)",
-            *(f"  {name}: {ref.uri}" for name, ref in vars(record.refs).items())]
+            *(f"  {name}{'' if len(record.members) == 1 else f' (seed {member.seed})'}: {ref.uri}"
+              for member in record.members for name, ref in vars(member.refs).items())]
+
+
+def seeds_text(seeds: tuple[int, ...]) -> str:
+    return ", ".join(map(str, seeds))
+
+
+def _seeds_label(seeds: tuple[int, ...]) -> str:
+    """'seed 0', or 'seed ensemble 0, 1'."""
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seed ensemble {seeds_text(seeds)}"
 
 
 def _when(ts: pd.Timestamp) -> str:

@@ -46,10 +46,10 @@ def test_champion_shows_the_live_model_its_history_and_the_decisions(live, capsy
     champion = registry.require_champion(ArtifactStore(live.store_url), DATASET)
     assert code == 0
     assert out.startswith(f"champion of 'btcusdt-1h' in {live.store_url}: btcusdt-1h v1 (model "
-                          f"{champion.refs.model_id})\n  segment 1 (test 2018-08-11 08:00 UTC .. 2018-08-16 07:00 "
+                          f"{champion.model_id})\n  segment 1 (test 2018-08-11 08:00 UTC .. 2018-08-16 07:00 "
                           "UTC), seed 0, profile smoke\n")
     assert f"net test Sharpe {champion.test_sharpe:.3f} at w_cost 1 (real fee 0.001)" in out
-    assert f"  tqc_model: {champion.refs.tqc_model.uri}\n" in out and "history (1 promotion):\n  v1  " in out
+    assert f"  tqc_model: {champion.members[0].refs.tqc_model.uri}\n" in out and "history (1 promotion):\n  v1  " in out
     assert "recent decisions (1):\n" in out and "  accepted  first live champion: segment 1 seed 0 is healthy" in out
 
 

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cryptorl.config import SignalConfig
 from cryptorl.errors import ConfigError, DataError, ModelDimensionsError, StorageError
-from cryptorl.live import load_model, model_path, slice_metrics
+from cryptorl.live import compute_signal, load_model, model_path, signal_lines, slice_metrics
+from cryptorl.registry import ChampionRecord, Member, create_version
 from cryptorl.storage import ArtifactRef, ArtifactStore
 
 
@@ -30,7 +32,7 @@ def report(trained, challenger):
 
 def test_re_scoring_a_model_on_its_own_test_slice_gives_its_audit_numbers(trained, model, report):
     first, last = (pd.Timestamp(report["test_slice"][end]) for end in ("first", "last"))
-    metrics = slice_metrics(model, trained.ohlcv, first, last)
+    metrics = slice_metrics([model], trained.ohlcv, first, last)
     audited = report["policies"]["trained"]["1"]
     assert metrics.n_bars == audited["n_bars"] == 119
     # The audit asked the actor for 4 w_costs at once, this for 1: the same numbers up to float rounding.
@@ -93,3 +95,22 @@ def test_an_artifact_that_changed_since_it_was_registered_is_refused(trained, ch
     refs = dataclasses.replace(challenger.refs, tqc_model=ArtifactRef(challenger.refs.tqc_model.uri, "0" * 64))
     with pytest.raises(StorageError, match=r"model.zip changed since it was written \(sha256 mismatch\)"):
         load_model(ArtifactStore(trained.store_url), refs, trained.profile, "m")
+
+
+def test_an_ensemble_champion_signals_the_mean_of_its_members_positions(trained, tmp_path):
+    store_url = f"file://{tmp_path}"
+    challengers = trained.challengers(store_url)
+    record = ChampionRecord(
+        version=1, dataset="btcusdt-1h", promoted_at=pd.Timestamp("2026-01-05", tz="UTC"), decision="d1", segment=1,
+        profile=dataclasses.replace(trained.profile, seed=0), verdict="healthy", test_sharpe=1.0,
+        test_first=pd.Timestamp("2018-08-11 08:00", tz="UTC"), test_last=pd.Timestamp("2018-08-16 07:00", tz="UTC"),
+        data=challengers[1, 0].data, members=tuple(Member(seed, challengers[1, seed].refs) for seed in (0, 1)),
+        replaces=None)
+    store = ArtifactStore(store_url)
+    assert create_version(store, record)
+    signal = compute_signal(store, record.data.uri, config=SignalConfig(float("inf"), run_in_bars=48))
+    paths = [model_path(load_model(store, challengers[1, seed].refs, dataclasses.replace(trained.profile, seed=seed),
+                                   f"seed {seed}"), trained.ohlcv, start=signal.path_start) for seed in (0, 1)]
+    assert signal.seeds == (0, 1) and signal.position == pytest.approx(np.mean([p.positions[-1] for p in paths]))
+    assert signal.held == pytest.approx(np.mean([p.held[-1] for p in paths]))
+    assert "segment 1, seed ensemble 0, 1, profile smoke" in signal_lines(signal)[3]

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from cryptorl import registry
+from cryptorl.registry import Member
 from cryptorl.errors import ConfigError
-from cryptorl.live import load_model, slice_metrics
+from cryptorl.live import load_model, net_metrics, slice_metrics, slice_positions
 from cryptorl.promotion import promote, promotion_markdown
 from cryptorl.storage import ArtifactStore
 
@@ -63,8 +64,9 @@ def test_the_first_healthy_challenger_becomes_the_champion_with_its_numbers(trai
     assert decision.reason == (f"first live champion: segment 1 seed 0 is healthy and its net test Sharpe "
                                f"{audited:.3f} clears the floor (no floor)")
     champion = registry.require_champion(store, DATASET)
-    assert (champion.version, champion.segment, champion.seed, champion.verdict) == (1, 1, 0, "healthy")
-    assert champion.refs == challenger.refs and champion.data == challenger.data and champion.promoted_at == NOW
+    assert (champion.version, champion.segment, champion.seeds, champion.verdict) == (1, 1, (0,), "healthy")
+    assert champion.members == (Member(0, challenger.refs),) and champion.data == challenger.data
+    assert champion.promoted_at == NOW
     assert champion.profile == dataclasses.replace(trained.profile, seed=0) and champion.replaces is None
     assert champion.test_sharpe == decision.challenger.sharpe and champion.decision == decision.id
     assert f"{champion.test_first} .. {champion.test_last}" == "2018-08-11 08:00:00+00:00 .. 2018-08-16 07:00:00+00:00"
@@ -78,7 +80,7 @@ def test_the_first_healthy_challenger_becomes_the_champion_with_its_numbers(trai
 def seed_sharpes(trained) -> dict[int, float]:
     """Net test Sharpe of segment 1's two seeds (the two models share that test slice)."""
     store, first, last = ArtifactStore(trained.store_url), *SEGMENT_1_BOUNDS
-    return {seed: slice_metrics(load_model(store, trained.real[1, seed].refs, trained.profile, f"seed {seed}"),
+    return {seed: slice_metrics([load_model(store, trained.real[1, seed].refs, trained.profile, f"seed {seed}")],
                                 trained.ohlcv, first, last).sharpe for seed in (0, 1)}
 
 
@@ -94,8 +96,11 @@ def test_the_best_seed_is_the_challenger_and_it_must_beat_the_champion_both_ways
                                                                                   seed_order, store_url):
     store, sharpe, (better, worse) = ArtifactStore(store_url), seed_sharpes, seed_order
     by_seed = promote(store, list(trained.challengers(store_url, dataset="seeds").values())[1:])
-    assert {candidate.seed: candidate.sharpe for candidate in by_seed.candidates} == sharpe
-    assert by_seed.accepted and by_seed.challenger.seed == better
+    *seeds, ensemble = by_seed.candidates
+    assert {candidate.seeds: candidate.sharpe for candidate in seeds} == {(seed,): sharpe[seed] for seed in sharpe}
+    assert ensemble.seeds == (0, 1) and ensemble.label == "segment 1 seed ensemble 0, 1"
+    best = max(by_seed.candidates, key=lambda candidate: candidate.sharpe)
+    assert by_seed.accepted and by_seed.challenger == best
 
     challengers = trained.challengers(store_url)
     assert promote(store, [challengers[1, worse]], now=NOW).accepted  # v1: the worse seed
@@ -119,7 +124,7 @@ def test_the_champion_is_re_scored_on_a_newer_challenger_s_slice_with_its_own_pa
     promote(store, [challengers[0, 0]], now=NOW)
     champion = registry.require_champion(store, DATASET)
     decision = promote(store, [challengers[1, 0]], now=NOW)
-    on_new_slice = slice_metrics(load_model(store, champion.refs, champion.profile, "v1"), trained.ohlcv,
+    on_new_slice = slice_metrics([load_model(store, champion.members[0].refs, champion.profile, "v1")], trained.ohlcv,
                                  *SEGMENT_1_BOUNDS)
     assert decision.champion.sharpe == on_new_slice.sharpe != decision.champion.own_sharpe
     assert decision.accepted == (decision.challenger.sharpe > on_new_slice.sharpe)
@@ -133,6 +138,19 @@ def test_a_model_trained_on_older_data_never_replaces_a_newer_champion(trained, 
     assert not decision.accepted and decision.version == 1 and decision.champion.sharpe is None  # nothing to compare
     assert ("segment 0 seed 0: its test slice starts 2018-08-06 08:00 UTC, before champion v1's (2018-08-11 08:00 "
             "UTC): a model trained on older data never replaces a newer one") in decision.reason
+
+
+def test_the_seed_ensemble_is_scored_on_the_mean_of_its_seeds_positions(trained, store_url):
+    store, challengers = ArtifactStore(store_url), trained.challengers(store_url)
+    decision = promote(store, [challengers[1, 0], challengers[1, 1]], now=NOW)
+    ensemble = decision.candidates[-1]
+    paths = [slice_positions(load_model(store, challengers[1, seed].refs, trained.profile, f"seed {seed}"),
+                             trained.ohlcv, *SEGMENT_1_BOUNDS) for seed in (0, 1)]
+    mean = net_metrics(trained.profile, (paths[0][0] + paths[1][0]) / 2, paths[0][1])
+    assert ensemble.sharpe == pytest.approx(mean.sharpe, rel=1e-9) and ensemble.audit_sharpe is None
+    assert ensemble.model_id == registry.members_id((Member(0, challengers[1, 0].refs), Member(1, challengers[1, 1].refs)))
+    champion = registry.require_champion(store, DATASET)
+    assert champion.seeds == decision.challenger.seeds  # the winner, one seed or both, is what goes live
 
 
 @pytest.mark.parametrize("kind", ["file", "memory", "s3"])

@@ -10,7 +10,7 @@ import pytest
 
 from cryptorl import registry
 from cryptorl.errors import ArtifactNotFoundError, CheckpointError
-from cryptorl.registry import ChampionRecord
+from cryptorl.registry import ChampionRecord, Member
 from cryptorl.storage import ArtifactStore
 
 PROMOTED_AT = pd.Timestamp("2026-01-05 02:00", tz="UTC")
@@ -28,16 +28,17 @@ def record_of(challenger, version: int, sharpe: float = 0.5) -> ChampionRecord:
                           profile=dataclasses.replace(challenger.profile, seed=challenger.seed), verdict="healthy",
                           test_sharpe=sharpe, test_first=pd.Timestamp("2018-08-11 08:00", tz="UTC"),
                           test_last=pd.Timestamp("2018-08-16 07:00", tz="UTC"), data=challenger.data,
-                          refs=challenger.refs, replaces=version - 1 or None)
+                          members=(Member(challenger.seed, challenger.refs),), replaces=version - 1 or None)
 
 
 def test_a_record_holds_every_ref_with_its_hash_and_the_full_configs(store_and_challenger):
     store, challenger = store_and_challenger
     record = record_of(challenger, 1)
     stored = json.loads(json.dumps(record.to_json()))  # as it lies in the store
-    assert set(stored["refs"]) == {"split_features", "split_meta", "hmm_model", "hmm_context", "mae_checkpoint",
-                                   "tqc_model", "audit_report"}
-    assert stored["refs"]["tqc_model"] == {"uri": challenger.tqc.model.uri, "sha256": challenger.tqc.model.sha256}
+    [member] = stored["members"]
+    assert member["seed"] == challenger.seed and set(member["refs"]) == {
+        "split_features", "split_meta", "hmm_model", "hmm_context", "mae_checkpoint", "tqc_model", "audit_report"}
+    assert member["refs"]["tqc_model"] == {"uri": challenger.tqc.model.uri, "sha256": challenger.tqc.model.sha256}
     assert stored["configs"]["train"]["net_arch"] == [64, 64] and stored["configs"]["mae"]["d_model"] == 32
     assert stored["promoted_at"] == "2026-01-05T03:00:00+00:00" and stored["data"]["sha256"] == challenger.data.sha256
     assert ChampionRecord.from_json(stored, "v1") == record
@@ -49,9 +50,27 @@ def test_a_stored_config_key_this_code_no_longer_knows_is_dropped_a_broken_recor
     stored = record_of(challenger, 1).to_json()
     stored["configs"]["train"]["retired_option"] = 3
     assert ChampionRecord.from_json(stored, "v1").profile.train == challenger.profile.train
-    del stored["refs"]
-    with pytest.raises(CheckpointError, match=r"^registry record v1 is malformed \(KeyError: 'refs'\)"):
+    del stored["members"]
+    with pytest.raises(CheckpointError, match=r"^registry record v1 is malformed \(KeyError: 'members'\)"):
         ChampionRecord.from_json(stored, "v1")
+
+
+def test_a_record_of_the_first_schema_reads_as_one_member(store_and_challenger):
+    _, challenger = store_and_challenger
+    record = record_of(challenger, 1)
+    stored = record.to_json()
+    [member] = stored.pop("members")
+    first_schema = stored | {"schema": "cryptorl.champion/1", "seed": member["seed"], "refs": member["refs"]}
+    assert ChampionRecord.from_json(first_schema, "v1") == record
+
+
+def test_an_ensemble_record_names_its_members(store_and_challenger, trained):
+    _, challenger = store_and_challenger
+    other = trained.challengers(store_and_challenger[0].url)[1, 1]
+    ensemble = dataclasses.replace(record_of(challenger, 1), members=(Member(0, challenger.refs), Member(1, other.refs)))
+    assert ensemble.seeds == (0, 1) and ensemble.model_id not in (challenger.refs.model_id, other.refs.model_id)
+    assert ensemble.identity == f"btcusdt-1h v1 (ensemble {ensemble.model_id} of seeds 0, 1)"
+    assert ChampionRecord.from_json(json.loads(json.dumps(ensemble.to_json())), "v1") == ensemble
 
 
 def test_a_version_is_created_once_and_the_champion_is_the_newest(store_and_challenger):
