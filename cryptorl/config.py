@@ -262,8 +262,8 @@ class TrainConfig:
     # The fee in the training reward (and the exact-cost critic's cost) is env.fee times this; eval scoring,
     # backtests, the audit and promotion always pay the real fee.
     fee_multiplier: float = 1.0
-    # CAPS temporal smoothness (Mysore et al. 2021): the actor loss adds this times the mean squared change of
-    # the deterministic action between a sampled state and its next state (0: off).
+    # CAPS temporal smoothness (Mysore et al. 2021): the actor loss adds this times the mean, over sampled states,
+    # of w_cost times the squared change of the deterministic action to the next state (0: off).
     smoothness: float = 0.0
     curriculum_warmup_fraction: float = 0.1
     curriculum_ramp_fraction: float = 0.6

@@ -44,6 +44,8 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 from torch import nn
 
+from cryptorl.envs.market import W_COST
+
 
 @dataclass
 class UpdateLog:
@@ -67,9 +69,10 @@ class LeanTQC(TQC):
     """TQC whose `train` skips what is not the update's math; see the module docstring.
 
     `smoothness` > 0 adds CAPS's temporal term to the actor loss (`train.smoothness`): that weight times the
-    mean squared change of the deterministic action from each sampled state to its next state, over the
-    batch's real transitions (its first batch_size / (counterfactuals + 1) rows; the counterfactual copies
-    pair a state with the next state of another action).
+    mean over the batch's real transitions (its first batch_size / (counterfactuals + 1) rows; the counterfactual
+    copies pair a state with the next state of another action) of the squared change of the deterministic action
+    from the state to its next state, weighed by the state's w_cost: a proxy for the cost of trading, so that a
+    cost-free episode is not smoothed and the policy stays conditioned on the cost weight.
     """
 
     def __init__(self, *args: Any, smoothness: float = 0.0, **kwargs: Any) -> None:
@@ -142,11 +145,13 @@ class LeanTQC(TQC):
         self.critic.optimizer.step()
 
     def _action_change(self, data: DictReplayBufferSamples) -> torch.Tensor:
-        """Mean squared change of the deterministic action from each real sampled state to its next state."""
+        """Mean over the real sampled states of w_cost times the squared change of the deterministic action to
+        the next state."""
         n_real = data.actions.shape[0] // (getattr(self.replay_buffer, "counterfactuals", 0) + 1)
-        now = self.actor(_real_rows(data.observations, n_real), deterministic=True)  # (n, 1)
+        observations = _real_rows(data.observations, n_real)
+        now = self.actor(observations, deterministic=True)  # (n, 1)
         after = self.actor(_real_rows(data.next_observations, n_real), deterministic=True)  # (n, 1)
-        return (now - after).pow(2).mean()
+        return (observations[W_COST] * (now - after).pow(2)).mean()
 
     def _actor_step(self, data: DictReplayBufferSamples, actions_pi: torch.Tensor, log_prob: torch.Tensor,
                     ent_coef: torch.Tensor, log: UpdateLog) -> None:

@@ -70,7 +70,7 @@ def test_the_fee_multiplier_weighs_the_training_reward_only(markets, tmp_path):
     assert model.critic.cost_per_unit == pytest.approx(3 * ENV.fee * ENV.reward_scale)  # what the train env charged
 
 
-def test_the_smoothness_term_is_the_mean_squared_action_change_over_real_transitions(markets):
+def test_the_smoothness_term_is_the_cost_weighted_squared_action_change_over_real_transitions(markets):
     env = make_env(markets[0], CONFIG, ENV, CONFIG.n_envs, 0, torch.device("cpu"))
     model = build_tqc(env, ENCODER, dataclasses.replace(CONFIG, smoothness=2.0), seed=0, tensorboard_dir=None)
     assert isinstance(model, LeanTQC) and model.smoothness == 2.0
@@ -81,4 +81,6 @@ def test_the_smoothness_term_is_the_mean_squared_action_change_over_real_transit
     with torch.no_grad():
         now, after = (model.actor({k: v[:n_real] for k, v in obs.items()}, deterministic=True)
                       for obs in (data.observations, data.next_observations))
-        assert model._action_change(data).item() == pytest.approx((now - after).pow(2).mean().item(), rel=1e-6)
+        w_cost = data.observations["w_cost"][:n_real]  # (n, 1): a cost-free episode is not smoothed
+        expected = (w_cost * (now - after).pow(2)).mean().item()
+        assert model._action_change(data).item() == pytest.approx(expected, rel=1e-6)
