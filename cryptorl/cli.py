@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="market data tools").add_subparsers(dest="data_command", required=True)
     validate = data.add_parser("validate", help="validate an OHLCV file and print a one-line summary")
     validate.add_argument("path", help="parquet/CSV/JSON file or fsspec URL")
-    validate.add_argument("--max-gap-fill-bars", type=int, default=None, help="longest outage to fill (bars)")
+    _add_bar_args(validate, "longest outage to fill (bars, default 48)")
     _set_handler(validate, _cmd_data_validate)
 
     segments = commands.add_parser("segments", help="list the walk-forward segments with their date ranges")
@@ -110,9 +110,31 @@ def _profile_from(args: argparse.Namespace) -> Profile:
     return with_overrides(get_profile(args.profile), overrides)
 
 
+def _add_bar_args(parser: argparse.ArgumentParser, gap_help: str) -> None:
+    parser.add_argument("--bar", default="1h", help="the file's bar size, checked against its timestamps (default 1h)")
+    parser.add_argument("--max-gap-fill-bars", type=_non_negative_int, default=48, metavar="N", help=gap_help)
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def _int_at_least(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= {least}")
+    return value
+
+
 def _cmd_data_validate(args: argparse.Namespace) -> int:
-    kwargs = {} if args.max_gap_fill_bars is None else {"max_gap_fill_bars": args.max_gap_fill_bars}
-    _, report = load_ohlcv_with_report(args.path, **kwargs)
+    _, report = load_ohlcv_with_report(args.path, bar=args.bar, max_gap_fill_bars=args.max_gap_fill_bars)
     print(report.summary())
     return 0
 
@@ -210,10 +232,15 @@ def _cell(value) -> str:
 # -- orchestration: many segments, growing the data, TensorBoard ------------------------------------------
 
 def _add_orchestration_commands(commands: argparse._SubParsersAction, data: argparse._SubParsersAction) -> None:
-    append = data.add_parser("append", help="merge newer bars into a stored dataset (atomic rewrite)")
+    what = ("add the bars after a dataset's last one (atomic rewrite under a lock, every column, the file's format "
+            "and mode kept; bars older than its last one are refused unless they are already in it, identical)")
+    append = data.add_parser("append", help=what, description=what)
     append.add_argument("new", help="file or URL holding the new bars (parquet/CSV/JSON)")
     append.add_argument("--into", required=True, metavar="DATASET", help="dataset to grow (parquet/CSV, path or URL)")
-    append.add_argument("--max-gap-fill-bars", type=int, default=None, help="longest outage allowed (bars)")
+    append.add_argument("--new-columns", action="store_true",
+                        help="keep columns the new bars have and the dataset lacks (its older rows get blanks); "
+                             "without it such columns are refused")
+    _add_bar_args(append, "longest outage the merged dataset may hold (bars, default 48)")
     _set_handler(append, _cmd_data_append)
 
     wfo = commands.add_parser("wfo", help="run many WFO segments in parallel (the Prefect full-wfo flow) and summarize")
@@ -252,8 +279,8 @@ def _add_orchestration_commands(commands: argparse._SubParsersAction, data: argp
 
 
 def _cmd_data_append(args: argparse.Namespace) -> int:
-    kwargs = {} if args.max_gap_fill_bars is None else {"max_gap_fill_bars": args.max_gap_fill_bars}
-    print(append_bars(args.new, args.into, **kwargs).summary())
+    print(append_bars(args.new, args.into, bar=args.bar, max_gap_fill_bars=args.max_gap_fill_bars,
+                      new_columns=args.new_columns).summary())
     return 0
 
 
@@ -337,7 +364,8 @@ def _cmd_tensorboard(args: argparse.Namespace) -> int:
 def _add_live_commands(commands: argparse._SubParsersAction) -> None:
     champion = commands.add_parser("champion", help="show the live model of a data source, its history and decisions")
     _add_registry_args(champion)
-    champion.add_argument("--decisions", type=int, default=10, metavar="N", help="recent decisions shown (default 10)")
+    champion.add_argument("--decisions", type=_positive_int, default=10, metavar="N",
+                          help="recent decisions shown (default 10)")
     _set_handler(champion, _cmd_champion)
 
     signal = commands.add_parser("signal", help="the champion's target position on the newest complete bar",

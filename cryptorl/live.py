@@ -290,6 +290,7 @@ def compute_signal(store: ArtifactStore, data: str, *, config: SignalConfig = Si
     """
     config.validate()
     now = pd.Timestamp.now(tz="UTC") if now is None else now
+    store.check_exists()
     record = require_champion(store, dataset_name(data))
     step = parse_bar(record.profile.data.timeframe)
     ohlcv = load_bars(data, record.profile.data)

@@ -32,10 +32,14 @@ from cryptorl.config import (DataConfig, EnvConfig, FeatureConfig, MAEConfig, Pr
                              TrainConfig, WFOConfig)
 from cryptorl.errors import ArtifactNotFoundError, CheckpointError
 from cryptorl.hashing import sha256_bytes
-from cryptorl.storage import ArtifactRef, ArtifactStore
+from cryptorl.storage import ArtifactRef, ArtifactStore, one_line as _one_line
 
-SCHEMA = "cryptorl.champion/2"  # 2: `members` (one model, or a seed ensemble); 1 (one `seed` and `refs`) is read too
+# 2: `members` (one model, or a seed ensemble), each artifact as a key in the store (so a copied, restored or
+# re-prefixed store still reads) with its sha256. 1 (one `seed`, absolute `refs` URIs) is read too, its URIs
+# rebased onto the store that holds the record.
+SCHEMA = "cryptorl.champion/2"
 SCHEMA_V1 = "cryptorl.champion/1"
+_RECORD_FIX = "restore it from a backup of the store, or delete it"
 PREFIX = "registry"
 _VERSION_FILE = re.compile(r"^(\d{6})\.json$")
 _STAGES: dict[str, type] = {"data": DataConfig, "features": FeatureConfig, "wfo": WFOConfig, "regime": RegimeConfig,
@@ -116,25 +120,29 @@ class ChampionRecord:
     def age_hours(self, now: pd.Timestamp) -> float:
         return (now - self.promoted_at) / pd.Timedelta(hours=1)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, store: ArtifactStore) -> dict[str, Any]:
+        """The record as it lies in `store`: artifacts by key (relative to the store) and sha256."""
         return {"schema": SCHEMA, "version": self.version, "dataset": self.dataset,
                 "promoted_at": self.promoted_at.isoformat(), "decision": self.decision, "segment": self.segment,
                 "profile": self.profile.name, "verdict": self.verdict,
                 "test_sharpe": self.test_sharpe, "test_slice": {"first": self.test_first.isoformat(),
                                                                 "last": self.test_last.isoformat()},
-                "data": _ref_json(self.data), "members": [
-                    {"seed": member.seed, "refs": {name: _ref_json(ref) for name, ref in vars(member.refs).items()}}
-                    for member in self.members],
+                "data": {"uri": self.data.uri, "sha256": self.data.sha256},  # the data source: outside the store
+                "members": [{"seed": member.seed, "refs": {name: {"key": store.key_of(ref), "sha256": ref.sha256}
+                                                           for name, ref in vars(member.refs).items()}}
+                            for member in self.members],
                 "configs": {name: dataclasses.asdict(getattr(self.profile, name)) for name in _STAGES},
                 "replaces": self.replaces}
 
     @classmethod
-    def from_json(cls, value: dict[str, Any], source: str) -> "ChampionRecord":
-        """Rebuild a record written by `to_json`; `source` names it in errors."""
+    def from_json(cls, value: Any, source: str, store: ArtifactStore) -> "ChampionRecord":
+        """Rebuild a record written by `to_json` into `store`; `source` names it in errors."""
         try:
+            if not isinstance(value, dict):
+                raise ValueError(f"it holds a JSON {type(value).__name__}, not an object")
             if value.get("schema") not in (SCHEMA, SCHEMA_V1):
                 raise ValueError(f"schema {value.get('schema')!r}, expected {SCHEMA!r}")
-            members = tuple(Member(int(member["seed"]), ModelRefs(**{name: ArtifactRef(**ref)
+            members = tuple(Member(int(member["seed"]), ModelRefs(**{name: _ref_of(ref, store)
                                                                       for name, ref in member["refs"].items()}))
                             for member in (value["members"] if value["schema"] == SCHEMA else [value]))
             return cls(version=int(value["version"]), dataset=str(value["dataset"]),
@@ -145,9 +153,22 @@ class ChampionRecord:
                        test_first=pd.Timestamp(value["test_slice"]["first"]),
                        test_last=pd.Timestamp(value["test_slice"]["last"]), data=ArtifactRef(**value["data"]),
                        members=members, replaces=value["replaces"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"registry record {source} is malformed ({type(exc).__name__}: {exc}); it was not "
-                                  "written by this version of cryptorl: promote a new champion") from None
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"registry record {source} is malformed ({type(exc).__name__}: {exc}); "
+                                  f"{_RECORD_FIX}") from None
+
+
+def _ref_of(stored: dict[str, str], store: ArtifactStore) -> ArtifactRef:
+    """An artifact of a record in `store`: by key (schema 2), or an absolute URI of schema 1 rebased onto
+    `store` (the store it was written to may have moved): the longest tail of its path that `store` holds."""
+    if "key" in stored:
+        return ArtifactRef(store.uri(stored["key"]), stored["sha256"])
+    uri = stored["uri"]
+    if uri.startswith(store.url.rstrip("/") + "/"):
+        return ArtifactRef(uri, stored["sha256"])
+    parts = uri.split("://", 1)[-1].split("/")
+    key = next(("/".join(parts[i:]) for i in range(1, len(parts)) if store.exists("/".join(parts[i:]))), None)
+    return ArtifactRef(uri if key is None else store.uri(key), stored["sha256"])  # not in it: loading says so
 
 
 def profile_from_json(name: str, seed: int, configs: dict[str, dict[str, Any]]) -> Profile:
@@ -159,10 +180,6 @@ def profile_from_json(name: str, seed: int, configs: dict[str, dict[str, Any]]) 
         stages[stage] = config_class(**{key: tuple(value) if isinstance(value, list) else value
                                         for key, value in configs.get(stage, {}).items() if key in known})
     return Profile(name=name, seed=seed, **stages)
-
-
-def _ref_json(ref: ArtifactRef) -> dict[str, str]:
-    return {"uri": ref.uri, "sha256": ref.sha256}
 
 
 # -- addressing --------------------------------------------------------------------------------------------
@@ -192,9 +209,17 @@ def version_numbers(store: ArtifactStore, dataset: str) -> list[int]:
     return sorted(int(match[1]) for match in map(_VERSION_FILE.match, names) if match)
 
 
+def read_record(store: ArtifactStore, key: str) -> Any:
+    """A registry JSON record; one line naming it (CheckpointError) when it is not JSON."""
+    try:
+        return store.read_json(key)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"registry record {store.uri(key)} is not valid JSON ({exc}); {_RECORD_FIX}") from None
+
+
 def read_version(store: ArtifactStore, dataset: str, version: int) -> ChampionRecord:
     key = version_key(dataset, version)
-    return ChampionRecord.from_json(store.read_json(key), store.uri(key))
+    return ChampionRecord.from_json(read_record(store, key), store.uri(key), store)
 
 
 def newest_version(store: ArtifactStore, dataset: str) -> ChampionRecord | None:
@@ -204,9 +229,17 @@ def newest_version(store: ArtifactStore, dataset: str) -> ChampionRecord | None:
 
 
 def read_retirement(store: ArtifactStore, dataset: str, version: int) -> dict[str, Any] | None:
-    """Version `version`'s retirement (at, decision, reason), or None while it was never retired."""
+    """Version `version`'s retirement (at, decision, reason), or None while it was never retired. A retirement
+    file that cannot be read still retires the version (its existence is the fact), and says why it is unread."""
     key = retirement_key(dataset, version)
-    return store.read_json(key) if store.exists(key) else None
+    if not store.exists(key):
+        return None
+    try:
+        retirement = read_record(store, key)
+        return {name: str(retirement[name]) for name in ("at", "decision", "reason")}
+    except (CheckpointError, KeyError, TypeError) as exc:
+        return {"at": "(unknown)", "decision": "(unknown)",
+                "reason": f"its retirement record {store.uri(key)} is unreadable ({_one_line(exc)})"}
 
 
 def current_champion(store: ArtifactStore, dataset: str) -> ChampionRecord | None:
@@ -229,15 +262,35 @@ def require_champion(store: ArtifactStore, dataset: str) -> ChampionRecord:
     return newest
 
 
-def history(store: ArtifactStore, dataset: str) -> list[ChampionRecord]:
-    """Every promotion, oldest first."""
-    return [read_version(store, dataset, number) for number in version_numbers(store, dataset)]
+def history(store: ArtifactStore, dataset: str) -> tuple[list[ChampionRecord], list[str]]:
+    """(every promotion whose record reads, oldest first; one line per record that does not)."""
+    records, unreadable = [], []
+    for number in version_numbers(store, dataset):
+        try:
+            records.append(read_version(store, dataset, number))
+        except CheckpointError as exc:
+            unreadable.append(str(exc))
+    return records, unreadable
 
 
-def decisions(store: ArtifactStore, dataset: str, last: int | None = None) -> list[dict[str, Any]]:
-    """The logged decisions, oldest first (only the `last` ones when given)."""
+DECISION_FIELDS = ("at", "outcome", "reason")
+
+
+def decisions(store: ArtifactStore, dataset: str, last: int | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """(the logged decisions that read, oldest first, only the `last` ones when given; one line per decision file
+    among those that does not read)."""
     keys = store.list(f"{PREFIX}/{dataset}/decisions")
-    return [store.read_json(key) for key in (keys[-last:] if last else keys)]
+    logged, unreadable = [], []
+    for key in keys[-last:] if last else keys:
+        try:
+            decision = read_record(store, key)
+            if not isinstance(decision, dict) or not all(name in decision for name in DECISION_FIELDS):
+                raise CheckpointError(f"registry record {store.uri(key)} is malformed (it lacks "
+                                      f"{', '.join(DECISION_FIELDS)}); {_RECORD_FIX}")
+            logged.append(decision)
+        except CheckpointError as exc:
+            unreadable.append(str(exc))
+    return logged, unreadable
 
 
 # -- writing -----------------------------------------------------------------------------------------------
@@ -247,7 +300,7 @@ def create_version(store: ArtifactStore, record: ChampionRecord) -> bool:
 
     False means another promotion created that version first: re-read the champion and judge again.
     """
-    payload = json.dumps(record.to_json(), indent=2, sort_keys=True).encode()
+    payload = json.dumps(record.to_json(store), indent=2, sort_keys=True).encode()
     if not store.create_exclusive(version_key(record.dataset, record.version), payload):
         return False
     _sync_champion_pointer(store, record.dataset)
@@ -272,7 +325,7 @@ def _sync_champion_pointer(store: ArtifactStore, dataset: str) -> None:
     """Write champion.json from the newest version (and its retirement) until it stays the newest after the write."""
     while True:
         newest = version_numbers(store, dataset)[-1]
-        pointer = store.read_json(version_key(dataset, newest)) | {"retired": read_retirement(store, dataset, newest)}
+        pointer = read_record(store, version_key(dataset, newest)) | {"retired": read_retirement(store, dataset, newest)}
         store.write_bytes(champion_key(dataset), json.dumps(pointer, indent=2, sort_keys=True).encode())
         if version_numbers(store, dataset)[-1] == newest:
             return
@@ -281,20 +334,26 @@ def _sync_champion_pointer(store: ArtifactStore, dataset: str) -> None:
 # -- reporting ---------------------------------------------------------------------------------------------
 
 def champion_lines(store: ArtifactStore, dataset: str, now: pd.Timestamp, last_decisions: int = 10) -> list[str]:
-    """What `cryptorl champion` prints: the live model, the promotion history and the recent decisions."""
-    versions = history(store, dataset)
+    """What `cryptorl champion` prints: the live model, the promotion history, the recent decisions and any record
+    that could not be read."""
+    store.check_exists()
+    versions, unreadable = history(store, dataset)
     retired = {r.version: read_retirement(store, dataset, r.version) for r in versions}
-    logged = decisions(store, dataset, last_decisions)
+    logged, unread_decisions = decisions(store, dataset, last_decisions)
     lines = [f"no champion for {dataset!r} in {store.url} yet"] if not versions else _record_lines(
         versions[-1], store.url, now, retired[versions[-1].version])
     lines.append(f"history ({len(versions)} promotion{'s' * (len(versions) != 1)}):")
     lines += [f"  v{r.version}  {_when(r.promoted_at)}  segment {r.segment}  {_seeds_label(r.seeds)}  "
               f"{r.profile.name}  Sharpe {r.test_sharpe:.3f}  model {r.model_id}"
               + (f"  replaced v{r.replaces}" if r.replaces else "  (first)")
-              + (f"  retired {_when(pd.Timestamp(retired[r.version]['at']))}" if retired[r.version] else "")
+              + (f"  retired {_when_text(retired[r.version]['at'])}" if retired[r.version] else "")
               for r in versions]
     lines.append(f"recent decisions ({len(logged)}):")
-    lines += [f"  {_when(pd.Timestamp(d['at']))}  {d['outcome']}  {d['reason']}" for d in logged]
+    lines += [f"  {_when_text(d['at'])}  {d['outcome']}  {d['reason']}" for d in logged]
+    problems = [*unreadable, *unread_decisions]
+    if problems:
+        lines.append(f"unreadable records ({len(problems)}), left out above:")
+        lines += [f"  {problem}" for problem in problems]
     return lines
 
 
@@ -302,7 +361,7 @@ def _record_lines(record: ChampionRecord, store_url: str, now: pd.Timestamp,
                   retired: dict[str, Any] | None) -> list[str]:
     header = f"champion of {record.dataset!r} in {store_url}: {record.identity}" if retired is None else (
         f"no live champion of {record.dataset!r} in {store_url}: the last one, {record.identity}, was retired "
-        f"{_when(pd.Timestamp(retired['at']))} by decision {retired['decision']}: {retired['reason']}")
+        f"{_when_text(retired['at'])} by decision {retired['decision']}: {retired['reason']}")
     return [header,
             f"  segment {record.segment} (test {_when(record.test_first)} .. {_when(record.test_last)}), "
             f"{_seeds_label(record.seeds)}, profile {record.profile.name}",
@@ -321,6 +380,14 @@ def seeds_text(seeds: tuple[int, ...]) -> str:
 def _seeds_label(seeds: tuple[int, ...]) -> str:
     """'seed 0', or 'seed ensemble 0, 1'."""
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seed ensemble {seeds_text(seeds)}"
+
+
+def _when_text(iso: str) -> str:
+    """A stored time as `_when` writes it; text that is not a time (an unreadable record's) as it is."""
+    try:
+        return _when(pd.Timestamp(iso))
+    except ValueError:
+        return iso
 
 
 def _when(ts: pd.Timestamp) -> str:

@@ -3,20 +3,26 @@
 `file://./artifacts` (default), `s3://bucket/prefix` (s3fs; endpoint and credentials come from the
 environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...) and `memory://` (tests) behave alike.
 
-Writes are atomic: a local file is written under a temporary name and renamed; a remote object is
-written with a single PUT, which object stores make visible all at once. So a crash never leaves a
-half-written artifact under its final name. Every write returns an `ArtifactRef` (uri + sha256) that
-downstream stages take as input: small, hashable, and identified by content.
+Writes are atomic: a local file is written under a temporary name and renamed (keeping the permission bits
+of the file it replaces; a new file gets the umask's); a remote object is written with a single PUT, which
+object stores make visible all at once. So a crash never leaves a half-written artifact under its final name.
+Every write returns an `ArtifactRef` (uri + sha256) that downstream stages take as input: small, hashable, and
+identified by content. `update` is a read-modify-write that concurrent writers cannot interleave.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import io
 import json
 import os
+import stat
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -43,6 +49,9 @@ _TRANSIENT_ATTEMPTS = 4  # remote stores only: 0.5 s, 1 s, 2 s backoff between a
 _PROBE_OPTIONS: dict[str, dict[str, Any]] = {
     "s3": {"config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 5, "read_timeout": 10}}}
 _MEMORY_CREATE_LOCK = threading.Lock()
+_UPDATE_ATTEMPTS = 8  # S3 updates that lost the race to another writer, before giving up
+_UMASK = os.umask(0)  # read once at import (setting it is the only way), then restored
+os.umask(_UMASK)
 T = TypeVar("T")
 
 
@@ -62,7 +71,11 @@ class ArtifactStore:
     """Read and write artifacts under one root URL; keys are '/'-separated relative paths."""
 
     def __init__(self, url: str | None = None) -> None:
-        self.url = _normalise_url(url or default_store_url())
+        url = default_store_url() if url is None else url
+        if not url.strip():  # an empty --storage or $CRYPTORL_STORAGE is a mistake, never "the default"
+            raise StorageError(f"the artifact store URL is empty; {_STORE_FORMS} (--storage or ${STORE_ENV_VAR}; "
+                               f"unset, it is {DEFAULT_STORE_URL})")
+        self.url = _normalise_url(url)
         self.protocol = self.url.split("://", 1)[0]
         if self.protocol not in SUPPORTED_PROTOCOLS:
             raise StorageError(f"artifact store {self.url!r}: protocol {self.protocol!r} is not supported; "
@@ -104,6 +117,19 @@ class ArtifactStore:
             _probe_bucket(fsspec.filesystem(self.protocol, skip_instance_cache=True,
                                             **_PROBE_OPTIONS[self.protocol]), self.root, self.url)
 
+    def check_exists(self) -> None:
+        """Fail in one line when a store that is to be READ does not exist: a mistyped --storage must not read as
+        an empty store ("no champion yet"). Local: its root is a directory; S3: its bucket answers and its prefix
+        holds something; memory: its root exists."""
+        if self.protocol == "s3":
+            self.check_reachable()
+            holds = self._retry(lambda: self.fs.exists(self.root) and bool(self.fs.ls(self.root)), f"list {self.url}")
+        else:
+            holds = self._retry(lambda: self.fs.isdir(self.root), f"stat {self.url}")
+        if not holds:
+            raise StorageError(f"artifact store {self.url} does not exist (nothing at {self.root}); check --storage / "
+                               f"${STORE_ENV_VAR}: a store holds segments/ and registry/ once a run has written it")
+
     # -- bytes ----------------------------------------------------------------------------------
     def write_bytes(self, key: str, data: bytes) -> ArtifactRef:
         self._retry(lambda: self._write_atomic(self.path(key), data), f"write {self.uri(key)}")
@@ -128,6 +154,49 @@ class ArtifactStore:
                 return sha256_bytes(self.fs.cat_file(path)) == sha256_bytes(data)
 
         return self._retry(attempt, f"create {self.uri(key)}")
+
+    def update(self, key: str, change: Callable[[bytes], bytes | None]) -> bytes | None:
+        """Replace `key`'s content by `change(content)` (nothing when it returns None); what was written.
+
+        Concurrent updates of one key never lose each other: locally the file's directory is locked (`flock`, so
+        no lock file is left behind; updates in one directory wait for each other) from the read to the atomic
+        rename; `memory://` updates under a process lock;
+        on `s3://` the new content is a PUT conditional on the ETag that was read (`If-Match`, honoured by AWS
+        S3 and moto), and when another writer got in first the whole update runs again on its content.
+        """
+        path = self.path(key)
+        if self.is_local and Path(path).parent.is_dir():  # (a missing one: the read says not found)
+            with _locked(Path(path).parent):
+                return self._change_once(key, change)
+        if self.protocol != "s3":
+            with _MEMORY_CREATE_LOCK:
+                return self._change_once(key, change)
+        for _ in range(_UPDATE_ATTEMPTS):
+            etag = self._retry(lambda: self.fs.info(path)["ETag"], f"stat {self.uri(key)}")
+            changed = change(self.read_bytes(key))  # if it changed since the stat, the PUT below fails: no harm
+            if changed is None:
+                return None
+            try:
+                self._retry(lambda: self._put_if_match(path, changed, etag), f"update {self.uri(key)}")
+                return changed
+            except _LostRace:
+                continue  # another writer got in first: update its content
+        raise StorageError(f"cannot update {self.uri(key)}: {_UPDATE_ATTEMPTS} other writers changed it while this "
+                           "update ran; run it again")
+
+    def _put_if_match(self, path: str, data: bytes, etag: str) -> None:
+        try:
+            self.fs.pipe_file(path, data, IfMatch=etag)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:  # s3fs's translation of 412 PreconditionFailed
+                raise _LostRace(path) from None
+            raise
+
+    def _change_once(self, key: str, change: Callable[[bytes], bytes | None]) -> bytes | None:
+        changed = change(self.read_bytes(key))
+        if changed is not None:
+            self.write_bytes(key, changed)
+        return changed
 
     def read_bytes(self, ref_or_key: ArtifactRef | str) -> bytes:
         """Read an artifact; with an ArtifactRef, also check its content hash."""
@@ -217,6 +286,16 @@ class ArtifactStore:
         raise AssertionError("unreachable")
 
 
+class _LostRace(Exception):
+    """A conditional PUT found the object changed since it was read (not an OSError: never retried as such)."""
+
+
+def update_url(url: str, change: Callable[[bytes], bytes | None]) -> bytes | None:
+    """`ArtifactStore.update` of a full artifact URL (a path works too)."""
+    parent, _, name = _normalise_url(url).rpartition("/")
+    return ArtifactStore(parent).update(name, change)
+
+
 def write_url(url: str, data: bytes) -> ArtifactRef:
     """Atomically write `data` to a full artifact URL (a path works too)."""
     parent, _, name = _normalise_url(url).rpartition("/")
@@ -260,15 +339,26 @@ def _probe_bucket(fs: fsspec.AbstractFileSystem, root: str, url: str) -> None:
             raise StorageError(f"artifact store {url}: bucket {bucket!r} does not exist; create it or fix "
                                f"--storage / ${STORE_ENV_VAR}") from None
     except PermissionError as exc:
-        raise StorageError(f"artifact store {url}: access denied ({_one_line(exc)}); check AWS_ACCESS_KEY_ID, "
+        raise StorageError(f"artifact store {url}: access denied ({one_line(exc)}); check AWS_ACCESS_KEY_ID, "
                            "AWS_SECRET_ACCESS_KEY and the bucket's policy") from None
     except (OSError, BotoCoreError) as exc:
-        raise StorageError(f"artifact store {url} is unreachable ({type(exc).__name__}: {_one_line(exc)}); check "
+        raise StorageError(f"artifact store {url} is unreachable ({type(exc).__name__}: {one_line(exc)}); check "
                            "AWS_ENDPOINT_URL, the network and the credentials") from None
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive `flock` on `directory` for the block: one holder at a time across processes and threads."""
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def _atomic_local_write(target: Path, data: bytes) -> None:
@@ -279,10 +369,12 @@ def _publish_through_temp(target: Path, data: bytes, publish: Callable[[str, Pat
     """Write `data` to a temporary file beside `target`, then `publish(temporary, target)` it in one step:
     a reader sees the whole file or none. The temporary file never outlives the call."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")  # owner-only
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        # The mode the file has (other readers keep their access), or a new file's under the umask.
+        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~_UMASK)
         publish(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)  # gone already after os.replace; the leftover of os.link or a failure

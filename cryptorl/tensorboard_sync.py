@@ -46,6 +46,7 @@ def tensorboard_keys(store: ArtifactStore, segment: int | None = None) -> list[s
 
 def sync_tensorboard(store: ArtifactStore, local_dir: Path, segment: int | None = None) -> SyncReport:
     """Mirror the TensorBoard keys of `segment` (None: all segments) into `local_dir`, keeping their layout."""
+    store.check_exists()
     keys = tensorboard_keys(store, segment)
     source = store.uri("segments" if segment is None else f"segments/{segment}")
     if not keys:

@@ -53,8 +53,10 @@ def test_a_conflicting_overlap_names_the_first_timestamp_and_writes_nothing(data
     frame.to_parquet(new_bars, index=False)
     before = dataset.read_bytes()
     stamp = f"{frame.loc[10, 'timestamp']:%Y-%m-%d %H:%M} UTC"
+    new_close, stored_close = frame.loc[10, "close"], frame.loc[10, "close"] - 1.0
     with pytest.raises(DataError, match=rf"new.parquet: bar {stamp} conflicts with .*btc.parquet in column 'close' "
-                                        r".*2 conflicting bars\); fix: append only bars after"):
+                                        rf"\({new_close:g} vs stored {stored_close:g}; 2 conflicting bars\); fix: "
+                                        r"append only bars after"):  # plain numbers, not np.float64(...)
         append_bars(str(new_bars), str(dataset))
     assert dataset.read_bytes() == before
 

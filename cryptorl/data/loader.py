@@ -19,8 +19,8 @@ import pandas as pd
 from fsspec.utils import infer_compression
 
 from cryptorl.data.gaps import fill_gaps
-from cryptorl.data.validation import parse_bar, validate_ohlcv
-from cryptorl.errors import DataError
+from cryptorl.data.validation import NAIVE_TIMESTAMPS, parse_bar, validate_ohlcv
+from cryptorl.errors import ConfigError, DataError
 
 # https://github.com/binance/binance-public-data#klines: headerless, open_time in ms (µs from 2025).
 BINANCE_KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
@@ -41,11 +41,15 @@ class LoadReport:
     gaps_filled: int
     bars_filled: int
     zero_volume_bars: int  # in the file itself; the filled bars are not counted
+    bar: str = "1h"
+    naive_timestamps: bool = False  # the times carried no zone and were read as UTC
 
     def summary(self) -> str:
-        return (f"{self.source}: {self.rows:,} bars {self.first:%Y-%m-%d %H:%M} .. {self.last:%Y-%m-%d %H:%M} UTC, "
-                f"{_count(self.gaps_filled, 'gap')} filled ({_count(self.bars_filled, 'flat bar')}), "
-                f"{_count(self.zero_volume_bars, 'zero-volume bar')}")
+        naive = ("; its timestamps carry no time zone and were read as UTC (convert local times to UTC first)"
+                 if self.naive_timestamps else "")
+        return (f"{self.source}: {self.rows:,} bars of {self.bar} {self.first:%Y-%m-%d %H:%M} .. "
+                f"{self.last:%Y-%m-%d %H:%M} UTC, {_count(self.gaps_filled, 'gap')} filled "
+                f"({_count(self.bars_filled, 'flat bar')}), {_count(self.zero_volume_bars, 'zero-volume bar')}{naive}")
 
 
 def load_ohlcv(path_or_url: str | os.PathLike[str], *, bar: str = "1h", max_gap_fill_bars: int = 48) -> pd.DataFrame:
@@ -61,18 +65,26 @@ def load_ohlcv_with_report(path_or_url: str | os.PathLike[str], *, bar: str = "1
     `open high low close volume`, sorted and on the `bar` grid, and a report of the filled gaps.
     """
     source = os.fspath(path_or_url)
+    if max_gap_fill_bars < 0:
+        raise ConfigError(f"invalid config data.max_gap_fill_bars={max_gap_fill_bars}: use 0 to refuse every gap, "
+                          "or a positive number of bars")
     frame = validate_ohlcv(read_raw(source), source, bar=bar)
     filled = fill_gaps(frame, parse_bar(bar), max_gap_fill_bars, source)
     report = LoadReport(source=source, rows=len(filled.frame), first=filled.frame.index[0],
                         last=filled.frame.index[-1], gaps_filled=filled.gaps, bars_filled=filled.bars,
-                        zero_volume_bars=int((frame["volume"] == 0).sum()))
+                        zero_volume_bars=int((frame["volume"] == 0).sum()), bar=bar,
+                        naive_timestamps=frame.attrs[NAIVE_TIMESTAMPS])
     return filled.frame, report
 
 
 def read_raw(source: str) -> pd.DataFrame:
     """The file's table as its reader returns it (not yet validated)."""
+    return parse_raw(_read_bytes(source), source)
+
+
+def parse_raw(raw: bytes, source: str) -> pd.DataFrame:
+    """The table of a file's (decompressed) bytes, read by the reader of `source`'s format."""
     file_format = _format_of(source)
-    raw = _read_bytes(source)
     if not raw.strip():
         raise DataError(f"{source}: the file is empty; fix: pass a file that holds OHLCV bars")
     try:
@@ -112,7 +124,10 @@ def _read_bytes(source: str) -> bytes:
     try:
         with fsspec.open(source, "rb", compression="infer") as handle:
             return handle.read()
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
+        if exc.__cause__ is not None:  # fsspec's http says "not found" for a connection it could not open
+            raise DataError(f"{source}: cannot connect ({_one_line(exc.__cause__)}); fix: check the URL and that "
+                            "its server is up and reachable") from None
         raise DataError(f"{source}: file not found; fix: check the path or URL") from None
     except Exception as exc:  # noqa: BLE001
         # Any backend's failure (permissions, network, S3 credentials, unknown protocol) means the same here.
@@ -124,16 +139,26 @@ def _read_parquet(raw: bytes) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(raw))
 
 
+CSV_HEADER = "csv_header"  # attrs key of a CSV table: whether the file had a header row (append keeps it so)
+
+
 def _read_csv(raw: bytes) -> pd.DataFrame:
-    first_cell = raw.lstrip().split(b"\n", 1)[0].split(b",", 1)[0].strip()
-    if not first_cell.isdigit():
-        return pd.read_csv(io.BytesIO(raw))
+    first_line = raw.lstrip().split(b"\n", 1)[0]
+    if b";" in first_line and b"," not in first_line:
+        raise DataError("its columns are separated by ';', not ','; fix: save the file comma-separated "
+                        "(e.g. pandas.read_csv(path, sep=';').to_csv(path, index=False))")
+    if not first_line.split(b",", 1)[0].strip().isdigit():
+        table = pd.read_csv(io.BytesIO(raw))
+        table.attrs[CSV_HEADER] = True
+        return table
     table = pd.read_csv(io.BytesIO(raw), header=None)
     layouts = {len(BINANCE_KLINE_COLUMNS): BINANCE_KLINE_COLUMNS, len(PLAIN_COLUMNS): PLAIN_COLUMNS}
     if table.shape[1] not in layouts:
         raise DataError(f"no header row and {table.shape[1]} columns; fix: add a header row "
                         f"({', '.join(PLAIN_COLUMNS)}) or use Binance's 12-column kline layout")
-    return table.set_axis(list(layouts[table.shape[1]]), axis=1)
+    table = table.set_axis(list(layouts[table.shape[1]]), axis=1)
+    table.attrs[CSV_HEADER] = False
+    return table
 
 
 def _read_json(raw: bytes) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from cryptorl.config import DataConfig
 from cryptorl.data.loader import load_ohlcv
-from cryptorl.data.validation import parse_bar
+from cryptorl.data.validation import duration_alias, parse_bar
 from cryptorl.errors import ConfigError, DataError
 
 HOURS_PER_YEAR = 24 * 365  # crypto trades around the clock
@@ -27,13 +27,13 @@ def resample_ohlcv(frame: pd.DataFrame, bar: pd.Timedelta, timeframe: pd.Timedel
         return frame
     per_bar = timeframe / bar
     if timeframe < bar or per_bar != int(per_bar):
-        raise ConfigError(f"invalid config data.timeframe={_alias(timeframe)!r}: use a whole multiple of the "
-                          f"data's bar {_alias(bar)} (e.g. 4h or 1D)")
+        raise ConfigError(f"invalid config data.timeframe={duration_alias(timeframe)!r}: use a whole multiple of the "
+                          f"data's bar {duration_alias(bar)} (e.g. 4h or 1D)")
     groups = frame.resample(timeframe, origin="epoch", label="left", closed="left")
     coarse = groups.agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
     coarse = coarse[groups.size() == int(per_bar)]
     if coarse.empty:
-        raise DataError(f"{source}: its {len(frame):,} bars of {_alias(bar)} make no complete {_alias(timeframe)} bar: "
+        raise DataError(f"{source}: its {len(frame):,} bars of {duration_alias(bar)} make no complete {duration_alias(timeframe)} bar: "
                         "pass a longer file or set data.timeframe to the file's bar")
     return coarse.rename_axis(frame.index.name)
 
@@ -48,8 +48,3 @@ def load_bars(path_or_url: str | os.PathLike[str], config: DataConfig) -> pd.Dat
 def bars_per_year(timeframe: pd.Timedelta) -> float:
     """Bars of `timeframe` in a 365-day year of continuous trading (8760 hourly bars): the annualisation."""
     return HOURS_PER_YEAR * pd.Timedelta(hours=1) / timeframe
-
-
-def _alias(duration: pd.Timedelta) -> str:
-    hours = duration / pd.Timedelta(hours=1)
-    return f"{hours:g}h" if hours < 24 or hours % 24 else f"{hours / 24:g}D"

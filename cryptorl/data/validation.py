@@ -5,12 +5,17 @@ UTC `DatetimeIndex` named `timestamp` (nanosecond unit), strictly increasing, on
 float64 columns exactly `open high low close volume` with finite, positive prices, non-negative volume
 and `low <= open, close <= high`.
 
-Nothing is repaired silently except spelling: column names match case-insensitively, naive timestamps
-are taken as UTC, tz-aware ones are converted to UTC, and epoch numbers are read as seconds,
-milliseconds, microseconds or nanoseconds by their magnitude (per value, because Binance switched its
-spot klines from ms to µs in 2025, so a concatenation of monthly files mixes both). Every other problem
-raises `DataError` with one line: the file, the first offending row (counted from 1 in file order, a
-CSV header not counted) and its timestamp, the column, how many rows share the problem, and the fix.
+Nothing is repaired silently except spelling: column names match case-insensitively, tz-aware timestamps
+are converted to UTC, naive ones are taken as UTC (and the frame says so: `NAIVE_TIMESTAMPS` in its
+`attrs`, which the load report prints, since local times would be shifted), and epoch numbers are read as
+seconds, milliseconds, microseconds or nanoseconds by their magnitude (per value, because Binance switched
+its spot klines from ms to µs in 2025, so a concatenation of monthly files mixes both).
+
+The bar size is a fact of the data: the most common step between consecutive timestamps must be `bar`. A
+4-hour or daily file read as hourly would otherwise pass the grid check and have most of its bars invented by
+the gap filling. Every other problem raises `DataError` with one line: the file, the first offending row
+(counted from 1 in file order, a CSV header not counted) and its timestamp, the column, how many rows share
+the problem, and the fix.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ PRICE_COLUMNS = COLUMNS[:4]
 # Accepted names of the bar-open time column, in order of preference.
 TIMESTAMP_COLUMNS = ("timestamp", "date", "datetime", "time", "open_time")
 
+NAIVE_TIMESTAMPS = "naive_timestamps"  # attrs key: the file's times carried no zone and were read as UTC
 _NS_PER_EPOCH_UNIT = (10**9, 10**6, 10**3, 1)  # s, ms, µs, ns
 _EPOCH_UNIT_LIMITS = (1e11, 1e14, 1e17)  # below 1e11 seconds is before year 5138, likewise for each unit
 _FIX_ROW = "correct or drop that bar upstream; the loader never guesses prices"
@@ -63,8 +69,24 @@ def validate_ohlcv(frame: pd.DataFrame, source: str, *, bar: str = "1h") -> pd.D
     stamps = _parse_timestamps(stamps_raw, source)
     values = {name: _numeric_column(frame[columns[name]], name, source, stamps) for name in COLUMNS}  # each (T,)
     _check_time_order(stamps, source, bar_duration, bar)
+    _check_bar_size(stamps, source, bar_duration, bar)
     _check_prices(values, source, stamps)
-    return pd.DataFrame(values, index=pd.DatetimeIndex(stamps, name="timestamp"))
+    canonical = pd.DataFrame(values, index=pd.DatetimeIndex(stamps, name="timestamp"))
+    canonical.attrs[NAIVE_TIMESTAMPS] = _naive(stamps_raw)
+    return canonical
+
+
+def timestamp_column(frame: pd.DataFrame) -> str | None:
+    """The frame's own name of its bar-open time column (any name of TIMESTAMP_COLUMNS, any case); None when
+    the times are its DatetimeIndex."""
+    by_lower = {str(name).strip().lower(): str(name) for name in frame.columns}
+    return next((by_lower[name] for name in TIMESTAMP_COLUMNS if name in by_lower), None)
+
+
+def epoch_unit_ns(value: float) -> int:
+    """Nanoseconds per unit of an epoch number, by its magnitude (s, ms, µs or ns)."""
+    return int(np.select([abs(value) < limit for limit in _EPOCH_UNIT_LIMITS], _NS_PER_EPOCH_UNIT[:-1],
+                         _NS_PER_EPOCH_UNIT[-1]))
 
 
 def _locate_columns(frame: pd.DataFrame, source: str) -> tuple[pd.Series, dict[str, str]]:
@@ -140,6 +162,34 @@ def _check_time_order(stamps: pd.DatetimeIndex, source: str, bar_duration: pd.Ti
                   lambda row: f"timestamp off the {bar} bar grid",
                   f"use bar-open times on the {bar} grid (multiples of {bar} since 1970-01-01 UTC) "
                   "or set data.bar to the file's bar")
+
+
+def _check_bar_size(stamps: pd.DatetimeIndex, source: str, bar_duration: pd.Timedelta, bar: str) -> None:
+    """The most common step between consecutive bars is `bar`: gaps are outages, never the bar size."""
+    steps, counts = np.unique(np.diff(stamps.asi8), return_counts=True)
+    if steps.size == 0 or steps[np.argmax(counts)] == bar_duration.value:
+        return
+    typical = pd.Timedelta(int(steps[np.argmax(counts)]))
+    raise DataError(f"{source}: its bars are {duration_alias(typical)} apart ({counts.max():,} of {counts.sum():,} "
+                    f"steps), not data.bar={bar}; fix: read it as {duration_alias(typical)} bars (--set data.bar="
+                    f"{duration_alias(typical)}, and data.timeframe), or pass a file of {bar} bars")
+
+
+def duration_alias(duration: pd.Timedelta) -> str:
+    """'15min', '1h', '4h', '1D': the shortest alias that states `duration` exactly."""
+    for unit, alias in ((pd.Timedelta(days=1), "D"), (pd.Timedelta(hours=1), "h"), (pd.Timedelta(minutes=1), "min")):
+        if duration % unit == pd.Timedelta(0):
+            return f"{duration // unit}{alias}"
+    return f"{duration.total_seconds():g}s"
+
+
+def _naive(raw: pd.Series) -> bool:
+    """True when the timestamps are datetimes or text without a time zone (epoch numbers are UTC by definition)."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return getattr(raw.dtype, "tz", None) is None
+    if pd.to_numeric(raw, errors="coerce").notna().all():
+        return False
+    return pd.to_datetime(raw.iloc[:1], format="ISO8601").dt.tz is None
 
 
 def _check_prices(values: dict[str, np.ndarray], source: str, stamps: pd.DatetimeIndex) -> None:

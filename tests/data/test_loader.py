@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -94,15 +95,18 @@ def test_report_summary_is_one_line_with_singulars() -> None:
     report = LoadReport(source="x.csv", rows=1234, first=pd.Timestamp("2024-01-01", tz="UTC"),
                         last=pd.Timestamp("2024-02-21 09:00", tz="UTC"), gaps_filled=1, bars_filled=1,
                         zero_volume_bars=0)
-    assert report.summary() == ("x.csv: 1,234 bars 2024-01-01 00:00 .. 2024-02-21 09:00 UTC, "
+    assert report.summary() == ("x.csv: 1,234 bars of 1h 2024-01-01 00:00 .. 2024-02-21 09:00 UTC, "
                                 "1 gap filled (1 flat bar), 0 zero-volume bars")
+    naive = dataclasses.replace(report, naive_timestamps=True, bar="4h")
+    assert naive.summary().startswith("x.csv: 1,234 bars of 4h ") and naive.summary().endswith(
+        "0 zero-volume bars; its timestamps carry no time zone and were read as UTC (convert local times to UTC first)")
 
 
 def test_bundled_file_loads_with_its_28_outages_filled() -> None:
     before = sorted(DEFAULT_DATA_PATH.parent.iterdir())
     frame, report = load_ohlcv_with_report(DEFAULT_DATA_PATH)
     assert (report.rows, report.gaps_filled, report.bars_filled, report.zero_volume_bars) == (55_868, 28, 128, 4)
-    assert report.summary() == (f"{DEFAULT_DATA_PATH}: 55,868 bars 2017-08-17 04:00 .. 2023-12-31 23:00 UTC, "
+    assert report.summary() == (f"{DEFAULT_DATA_PATH}: 55,868 bars of 1h 2017-08-17 04:00 .. 2023-12-31 23:00 UTC, "
                                 "28 gaps filled (128 flat bars), 4 zero-volume bars")
     assert list(frame.columns) == list(COLUMNS) and (frame.dtypes == np.float64).all()
     assert str(frame.index.dtype) == "datetime64[ns, UTC]" and frame.index.name == "timestamp"

@@ -113,7 +113,7 @@ def bad_inputs(live, trained, tmp_path_factory) -> dict[str, tuple[str, str]]:
     return {"invalid": (str(root / "btcusdt-1h.csv"), live.store_url),
             "short": (str(root / "short" / "btcusdt-1h.parquet"), live.store_url),
             "stale": (live.data, live.store_url),
-            "no champion": (live.data, f"file://{root / 'empty'}"),
+            "no champion": (live.data, f"file://{root}"),  # a store that exists and holds no registry
             "mismatch": (challenger.data.uri, tampered)}
 
 

@@ -65,3 +65,26 @@ def test_a_repeated_create_with_the_same_bytes_counts_as_created_other_bytes_do_
     assert store.create_exclusive("k.json", b"mine")  # the retry of a create whose answer was lost
     assert not store.create_exclusive("k.json", b"theirs")
     assert store.read_bytes("k.json") == b"mine"
+
+
+def add_lines_with_threads(store_url: str, key: str) -> None:
+    """RACERS threads each append their own line to `key` through `ArtifactStore.update`, at the same instant."""
+    ArtifactStore(store_url).write_bytes(key, b"")
+    start = Barrier(RACERS)
+
+    def add_line(racer: int) -> None:
+        store = ArtifactStore(store_url)
+        start.wait()
+        store.update(key, lambda content: content + f"racer {racer}\n".encode())
+
+    with ThreadPoolExecutor(RACERS) as pool:
+        list(pool.map(add_line, range(RACERS)))
+
+
+@pytest.mark.parametrize("kind", ["file", "memory", "s3"])
+def test_concurrent_updates_of_one_key_lose_nothing(kind, tmp_path, request):
+    """A read-change-write race loses no writer's change: a lock locally and in memory, If-Match on S3."""
+    url = {"file": f"file://{tmp_path}", "memory": "memory://updates"}.get(kind) or request.getfixturevalue("s3_store")
+    add_lines_with_threads(url, "data/lines.txt")
+    lines = ArtifactStore(url).read_bytes("data/lines.txt").decode().splitlines()
+    assert sorted(lines) == sorted(f"racer {racer}" for racer in range(RACERS))

@@ -63,7 +63,7 @@ def test_a_healthy_agent_below_the_floor_is_refused_with_its_numbers(trained, st
                                f"{candidate.sharpe:.3f} does not clear the floor (flat 0.000, buy_and_hold "
                                f"{floor['buy_and_hold']:.3f})); there is still no live champion")
     assert registry.version_numbers(store, DATASET) == []
-    [logged] = registry.decisions(store, DATASET)
+    [logged] = registry.decisions(store, DATASET)[0]
     assert logged["outcome"] == "rejected" and logged["candidates"][0]["floor"] == floor
 
 
@@ -86,7 +86,7 @@ def test_a_champion_below_the_floor_on_newer_bars_is_retired_and_signal_says_why
     assert promotion_markdown(decision).startswith("# Promotion RETIRED: btcusdt-1h, no live champion\n")
     assert registry.current_champion(store, DATASET) is None and registry.version_numbers(store, DATASET) == [1]
     assert store.read_json(registry.champion_key(DATASET))["retired"]["reason"] == retirement
-    assert [d["outcome"] for d in registry.decisions(store, DATASET)] == ["accepted", "retired"]
+    assert [d["outcome"] for d in registry.decisions(store, DATASET)[0]] == ["accepted", "retired"]
 
     with pytest.raises(ArtifactNotFoundError, match=r"no live champion for data source 'btcusdt-1h' in \S+: "
                                                     r"btcusdt-1h v1 \(model \w+\) was retired 2026-01-10T02:00:00"

@@ -49,7 +49,7 @@ def test_an_unhealthy_challenger_or_a_baseline_s_audit_is_never_promoted(trained
                                "there is still no live champion")
     assert [c.sharpe for c in decision.candidates] == [None, None]  # excluded before any backtest
     assert registry.version_numbers(ArtifactStore(store_url), DATASET) == []
-    assert [d["outcome"] for d in registry.decisions(ArtifactStore(store_url), DATASET)] == ["rejected"]
+    assert [d["outcome"] for d in registry.decisions(ArtifactStore(store_url), DATASET)[0]] == ["rejected"]
     markdown = promotion_markdown(decision)
     assert markdown.startswith("# Promotion REJECTED: btcusdt-1h, no live champion\n") and decision.reason in markdown
     assert "| challenger |" not in markdown and "|---|" not in markdown  # nothing to compare: no empty table
@@ -71,7 +71,7 @@ def test_the_first_healthy_challenger_becomes_the_champion_with_its_numbers(trai
     assert champion.test_sharpe == decision.challenger.sharpe and champion.decision == decision.id
     assert f"{champion.test_first} .. {champion.test_last}" == "2018-08-11 08:00:00+00:00 .. 2018-08-16 07:00:00+00:00"
     assert store.read_json(registry.champion_key(DATASET))["version"] == 1
-    [logged] = registry.decisions(store, DATASET)
+    [logged] = registry.decisions(store, DATASET)[0]
     assert logged["id"] == decision.id and logged["outcome"] == "accepted" and logged["version"] == 1
     assert logged["challenger"]["sharpe"] == decision.challenger.sharpe and logged["at"] == NOW.isoformat()
 
@@ -115,8 +115,8 @@ def test_the_best_seed_is_the_challenger_and_it_must_beat_the_champion_both_ways
     assert down.reason == (f"segment 1 seed {worse} (net test Sharpe {sharpe[worse]:.3f}) does not beat champion "
                            f"v2's {sharpe[better]:.3f} on the challenger's test slice {SEGMENT_1_TEST}; "
                            "champion v2 stays")
-    assert [r.replaces for r in registry.history(store, DATASET)] == [None, 1]
-    assert [d["outcome"] for d in registry.decisions(store, DATASET)] == ["accepted", "accepted", "rejected"]
+    assert [r.replaces for r in registry.history(store, DATASET)[0]] == [None, 1]
+    assert [d["outcome"] for d in registry.decisions(store, DATASET)[0]] == ["accepted", "accepted", "rejected"]
 
 
 def test_the_champion_is_re_scored_on_a_newer_challenger_s_slice_with_its_own_parts(trained, store_url):
@@ -173,7 +173,7 @@ def test_two_concurrent_promotions_of_one_challenger_promote_it_once(trained, se
     # The loser lost the race for v2 and was judged again, against v2 (or, late, read v2 at once).
     assert rejected.lost_races in (0, 1) and "it is already the champion (v2)" in rejected.reason
     store = ArtifactStore(url)
-    assert registry.version_numbers(store, DATASET) == [1, 2] and len(registry.decisions(store, DATASET)) == 3
+    assert registry.version_numbers(store, DATASET) == [1, 2] and len(registry.decisions(store, DATASET)[0]) == 3
 
 
 def test_promote_refuses_no_challengers_and_a_mix_of_data_sources(trained, store_url):
