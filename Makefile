@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 # The demo's ephemeral Prefect keeps its database in the project, so it never meets a ~/.prefect
 # database migrated by another Prefect version.
 demo: $(STAMP)
-	PREFECT_HOME=$(CURDIR)/.prefect $(VENV)/bin/cryptorl run --segment 0 --profile smoke
+	PREFECT_HOME=$(CURDIR)/.prefect $(VENV)/bin/cryptorl run --segment 0 --profile demo
 
 # Two pytest-xdist workers, one module each at a time (module-scoped fixtures are built once); torch runs one
 # thread per worker. TEST_WORKERS=0 runs the suite in one process.

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import torch
 
-from cryptorl.config import SEED_TRAINING, get_profile, with_overrides
+from cryptorl.config import REFERENCE_TRAINING, get_profile, with_overrides
 from cryptorl.envs.synthetic import PlantedSignalConfig
 from cryptorl.learnability import LEARNABILITY_MARKETS, LearnabilityResult, run_learnability
 
 SETTINGS: dict[str, dict[str, str]] = {
-    "seed": SEED_TRAINING,
+    "reference": REFERENCE_TRAINING,
     "defaults": {},
     "gamma_0.5": {"train.gamma": "0.5"},
     "no_exact_cost": {"train.exact_cost_critic": "false"},

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 import torch
 
-from cryptorl.config import MAEConfig
+from cryptorl.config import PROFILES, MAEConfig
 from cryptorl.models.foundation import CryptoMAE
 from cryptorl.models.pretrain import make_optimizer, train_step
 
-PROFILES: dict[str, Callable[[], MAEConfig]] = {"smoke": MAEConfig.smoke, "cpu": MAEConfig.cpu, "gpu": MAEConfig}
+MAE_CONFIGS: dict[str, MAEConfig] = {name: PROFILES[name].mae for name in ("smoke", "cpu", "gpu")}
 
 
 @dataclass(frozen=True)
@@ -153,11 +153,10 @@ def main() -> None:
     if device.type == "cpu":
         torch.set_num_threads(1)
     headline = 0.0
-    for name, profile in PROFILES.items():
+    for name, config in MAE_CONFIGS.items():
         if name == "gpu" and device.type == "cpu":
             print("gpu   skipped on cpu: a step of the seed's size takes ~4 s on one core; run with --device cuda")
             continue
-        config = profile()
         timing = measure_mae_step(config, device)
         print(f"{name:5s} d_model={config.d_model:3d} layers={config.n_layers} batch={config.batch_size:3d}: "
               f"limit {timing.limit_seconds * 1e3:8.2f} ms, step {timing.step_seconds * 1e3:8.2f} ms, "

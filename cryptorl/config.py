@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import types
+import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Mapping
 
 import pandas as pd
 
 from cryptorl.errors import ConfigError
+from cryptorl.features.technical import FEATURE_NAMES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_PATH = PROJECT_ROOT / "data" / "BTCUSDT-1h.parquet"
 OBSERVATION_WINDOW = 64  # bars of history the agent and the MAE see at each step
+SPAN_PATTERN = re.compile(r"^\s*(\d+)\s*(M|D|h|W)\s*$")  # a calendar span of WFO lengths: count and unit
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,11 @@ class WFOConfig:
     purge_bars: int = OBSERVATION_WINDOW
 
     def validate(self) -> None:
+        _require(_timestamp(self.first_train_start) is not None, "wfo.first_train_start", self.first_train_start,
+                 "use a date such as '2018-01-01'")
+        for key in ("train", "eval", "test", "step"):
+            _require(_is_length(getattr(self, key)), f"wfo.{key}", getattr(self, key),
+                     "use a positive number of bars (e.g. 2000) or a span like '18M', '30D', '2W', '500h'")
         _require(self.purge_bars >= OBSERVATION_WINDOW, "wfo.purge_bars", self.purge_bars,
                  f"set it to at least the observation window ({OBSERVATION_WINDOW} bars)")
 
@@ -80,7 +92,7 @@ class RegimeConfig:
     # The HMM sees a handful of return/volatility features, not all 50 (a diagonal HMM over 50
     # correlated columns mostly models their correlation, not regimes).
     columns: tuple[str, ...] = ("ret_1", "ret_24", "rv_24", "rv_168", "vol_z_24")
-    covariance_type: str = "diag"
+    covariance_type: Literal["diag", "full", "spherical", "tied"] = "diag"
     n_inits: int = 5  # random restarts; the best log-likelihood wins
     n_iter: int = 200
     tol: float = 1e-3
@@ -89,12 +101,12 @@ class RegimeConfig:
         _require(self.n_states == 4, "regime.n_states", self.n_states,
                  "the agent's context is exactly 5 columns (4 state probabilities + entropy); use 4")
         _require(self.n_inits >= 1, "regime.n_inits", self.n_inits, "use at least 1 initialisation")
-        _require(len(self.columns) >= 1, "regime.columns", self.columns, "name at least one feature column")
-        _require(self.covariance_type in ("diag", "full", "spherical", "tied"), "regime.covariance_type",
-                 self.covariance_type, "use one of diag, full, spherical, tied")
+        unknown = sorted(set(self.columns) - set(FEATURE_NAMES))
+        _require(len(self.columns) >= 1 and not unknown, "regime.columns", self.columns,
+                 "name at least one of the technical features (cryptorl/features/technical.py), e.g. ret_1, rv_24")
+        _require(self.n_iter >= 1, "regime.n_iter", self.n_iter, "use at least 1 EM iteration, e.g. 200")
+        _require(self.tol > 0, "regime.tol", self.tol, "use a positive log-likelihood tolerance, e.g. 1e-3")
 
-
-REWARD_NORMALIZATIONS = ("none", "train_volatility")
 
 
 @dataclass(frozen=True)
@@ -107,7 +119,7 @@ class EnvConfig:
     # "train_volatility": the scale is 1 / (std of the train slice's hourly log-returns) instead of
     # reward_scale, so a unit position's reward has std 1 on train in every regime and on every asset,
     # and entropy coefficients mean the same everywhere. "none": reward_scale as given.
-    reward_normalization: str = "none"
+    reward_normalization: Literal["none", "train_volatility"] = "none"
     # Each episode draws w_cost ~ U[low, high]; a curriculum may widen the range at runtime.
     w_cost_low: float = 0.0
     w_cost_high: float = 1.0
@@ -128,8 +140,6 @@ class EnvConfig:
                  "use a number of bars >= 1, e.g. 4 (1: every bar)")
         _require(self.fee >= 0, "env.fee", self.fee, "use a non-negative fee, e.g. 0.001 for 10 bp")
         _require(self.reward_scale > 0, "env.reward_scale", self.reward_scale, "use a positive scale, e.g. 100")
-        _require(self.reward_normalization in REWARD_NORMALIZATIONS, "env.reward_normalization",
-                 self.reward_normalization, f"use one of {', '.join(REWARD_NORMALIZATIONS)}")
         check_w_cost_range(self.w_cost_low, self.w_cost_high)
 
 
@@ -160,18 +170,6 @@ class MAEConfig:
     patience: int = 5  # epochs without a better eval loss before stopping
     grad_clip: float = 1.0
 
-    @classmethod
-    def smoke(cls) -> "MAEConfig":
-        """A tiny model that pretrains in seconds on 2 CPU cores (CI, `make demo`)."""
-        return cls(d_model=32, n_heads=2, n_layers=1, dim_feedforward=64, dropout=0.0, lr=3e-3,
-                   batch_size=64, max_epochs=8, steps_per_epoch=25, patience=3)
-
-    @classmethod
-    def cpu(cls) -> "MAEConfig":
-        """A model 2 CPU cores pretrain in about 2 minutes (a share of the cpu profile's 15 per segment)."""
-        return cls(d_model=32, n_heads=2, n_layers=2, dim_feedforward=128, dropout=0.0, lr=2e-3,
-                   batch_size=128, max_epochs=12, steps_per_epoch=50, patience=3)
-
     @property
     def n_masked(self) -> int:
         """Bars masked per window: a fixed count so every window has the same loss weight."""
@@ -201,7 +199,7 @@ class MAEConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """TQC training. Defaults are the seed's WFO scale (the `gpu` profile) with the anti-collapse levers the
-    learnability benchmark and the study chose; `SEED_TRAINING` restores the seed's own choices."""
+    learnability benchmark and the study chose; `REFERENCE_TRAINING` restores the original system's choices."""
 
     total_timesteps: int = 25_000_000
     n_envs: int = 1024
@@ -241,7 +239,9 @@ class TrainConfig:
     # The critics add the exact immediate cost w_cost * fee * scale * |a - position| instead of learning it
     # (cryptorl/training/critic.py): the actor then sees what each cost weight costs.
     exact_cost_critic: bool = True
-    head: str = "seed"  # feature-extractor head: seed | attention_pool | mean_pool
+    # Feature-extractor head: flatten (the original system's: the whole modulated window, flattened, projected),
+    # attention_pool or mean_pool (cryptorl/models/layers.py).
+    head: Literal["flatten", "attention_pool", "mean_pool"] = "flatten"
     features_dim: int = 512
     # Feed position and w_cost to the actor's and critics' MLPs directly, next to the projected market
     # summary, instead of only as 2 of the projection's ~(64·d + 2) inputs.
@@ -273,6 +273,9 @@ class TrainConfig:
     log_every_steps: int = 50_000
     device: str = "auto"
 
+    def __post_init__(self) -> None:  # a record written under an old name still loads
+        object.__setattr__(self, "head", renamed("train.head", self.head))
+
     @property
     def gradient_steps(self) -> int:
         return max(1, round(self.n_envs * self.replay_ratio))
@@ -286,11 +289,29 @@ class TrainConfig:
         _require(0 < self.lr_final_fraction <= 1, "train.lr_final_fraction", self.lr_final_fraction,
                  "use a value in (0, 1], e.g. 0.1")
         _require(0 < self.gamma < 1, "train.gamma", self.gamma, "use a discount in (0, 1), e.g. 0.95")
+        _require(0 < self.tau <= 1, "train.tau", self.tau, "use a Polyak rate in (0, 1], e.g. 0.005")
+        _require(self.sde_sample_freq == -1 or self.sde_sample_freq >= 1, "train.sde_sample_freq",
+                 self.sde_sample_freq, "use -1 (once per rollout) or a number of steps >= 1")
+        _require(self.learning_starts >= 0, "train.learning_starts", self.learning_starts, "use 0 or more steps")
+        _require(len(self.net_arch) >= 1 and min(self.net_arch) >= 1, "train.net_arch", self.net_arch,
+                 "use one or more positive layer widths, e.g. 256,256")
+        _require(self.features_dim >= 1, "train.features_dim", self.features_dim, "use a positive width, e.g. 512")
+        _require(self.w_cost_final_high >= 0, "train.w_cost_final_high", self.w_cost_final_high,
+                 "use a non-negative cost weight, e.g. 2")
+        _require(self.curriculum_warmup_fraction >= 0 and self.curriculum_ramp_fraction >= 0
+                 and self.curriculum_warmup_fraction + self.curriculum_ramp_fraction <= 1,
+                 "train.curriculum_ramp_fraction", self.curriculum_ramp_fraction,
+                 "use non-negative warm-up and ramp fractions of training that add up to at most 1")
+        _require(self.eval_steps >= 1, "train.eval_steps", self.eval_steps, "use at least 1 step")
+        _require(self.log_every_steps >= 1, "train.log_every_steps", self.log_every_steps, "use at least 1 step")
+        _require(_DEVICE.match(self.device) is not None, "train.device", self.device,
+                 "use auto, cpu, cuda, cuda:N or mps")
         _require(self.ent_coef == "auto" or self.ent_coef.startswith("auto_") or _is_float(self.ent_coef),
                  "train.ent_coef", self.ent_coef, "use 'auto', 'auto_0.5' or a number")
         _require(self.replay_ratio > 0, "train.replay_ratio", self.replay_ratio, "use e.g. 0.125")
         _require(self.buffer_size >= self.batch_size, "train.buffer_size", self.buffer_size,
                  "use at least train.batch_size transitions")
+        _require(self.n_quantiles >= 1, "train.n_quantiles", self.n_quantiles, "use at least 1 quantile, e.g. 25")
         _require(0 <= self.top_quantiles_to_drop < self.n_quantiles, "train.top_quantiles_to_drop",
                  self.top_quantiles_to_drop, f"use 0..{self.n_quantiles - 1}")
         _require(self.n_steps >= 1, "train.n_steps", self.n_steps, "use 1 (one-step targets) or more")
@@ -326,13 +347,28 @@ class PromotionConfig:
                  f"name baselines among {', '.join(FLOOR_BASELINES)} (comma-separated), or none")
 
 
-# The seed's own training choices, as overrides of any profile (`--profile seed` is them at the seed's scale):
+# The original system's own training choices, as overrides of any profile (`--profile reference` is them at its
+# scale):
 # the reference every collapsed agent was trained with.
-SEED_TRAINING: dict[str, str] = {
+REFERENCE_TRAINING: dict[str, str] = {
     "train.learning_rate": "0.0003", "train.ent_coef": "auto_0.5", "train.use_sde": "true",
     "train.counterfactual_actions": "0", "train.state_passthrough": "false", "train.exact_cost_critic": "false", "train.counterfactual_w_cost": "false",
     "train.counterfactual_positions": "false",
 }
+
+
+# Old names, accepted with a one-line deprecation note: "seed" also meant the random seed.
+DEPRECATED_NAMES: dict[tuple[str, str], str] = {("profile", "seed"): "reference", ("train.head", "seed"): "flatten"}
+
+
+def renamed(what: str, name: Any) -> Any:
+    """`name`'s current spelling for `what` ("profile", "train.head"); an old one gets a deprecation note."""
+    new = DEPRECATED_NAMES.get((what, name)) if isinstance(name, str) else None
+    if new is None:
+        return name
+    warnings.warn(f"{what} {name!r} is now called {new!r} (the original system's configuration, not a random "
+                  "seed); the old name will be removed", FutureWarning, stacklevel=3)
+    return new
 
 
 def _duration(text: str) -> pd.Timedelta | None:
@@ -342,6 +378,21 @@ def _duration(text: str) -> pd.Timedelta | None:
     except (ValueError, TypeError):
         return None
     return duration if duration > pd.Timedelta(0) else None
+
+
+def _timestamp(text: str) -> pd.Timestamp | None:
+    try:
+        return pd.Timestamp(text)
+    except (ValueError, TypeError):
+        return None
+
+
+def _is_length(length: int | str) -> bool:
+    """Bars (a positive int) or a positive calendar span ("18M", "30D", "2W", "500h")."""
+    if isinstance(length, int):
+        return length > 0
+    match = SPAN_PATTERN.match(length)
+    return match is not None and int(match[1]) > 0
 
 
 def _is_float(text: str) -> bool:
@@ -368,9 +419,26 @@ class Profile:
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
 
     def validate(self) -> "Profile":
-        for stage in (self.data, self.features, self.wfo, self.regime, self.mae, self.env, self.train, self.promotion):
-            stage.validate()
+        for name in STAGE_NAMES:
+            _check_choices(getattr(self, name), name)
+            getattr(self, name).validate()
         return self
+
+
+# The configured parts of a profile, in pipeline order: the STAGE of every `STAGE.KEY=VALUE` override.
+STAGE_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Profile) if f.name not in ("name", "seed"))
+STAGE_CLASSES: dict[str, type] = {name: typing.get_type_hints(Profile)[name] for name in STAGE_NAMES}
+# What a trained agent depends on: every stage config but promotion's (which judges the agent, never shapes it).
+TRAINING_STAGES: tuple[str, ...] = tuple(name for name in STAGE_NAMES if name != "promotion")
+
+
+def _check_choices(stage: Any, stage_name: str) -> None:
+    """Every field annotated with a Literal holds one of its choices (the annotation is the list)."""
+    for name, hint in typing.get_type_hints(type(stage)).items():
+        if typing.get_origin(hint) is typing.Literal:
+            choices = typing.get_args(hint)
+            _require(getattr(stage, name) in choices, f"{stage_name}.{name}", getattr(stage, name),
+                     f"use one of {', '.join(choices)}")
 
 
 def _require(ok: bool, key: str, value: Any, fix: str) -> None:
@@ -380,87 +448,124 @@ def _require(ok: bool, key: str, value: Any, fix: str) -> None:
 
 PROFILE_ENV_VAR = "CRYPTORL_PROFILE"  # the default profile of this machine (a worker's, for deployment runs)
 DEFAULT_PROFILE = "smoke"
-PROFILES: dict[str, Profile] = {
-    # CI and `make demo`: minutes on 2 CPU cores.
-    "smoke": Profile(
-        name="smoke",
-        wfo=WFOConfig(train="6M", eval="1M", test="1M", step="1M"),
-        regime=RegimeConfig(n_inits=2, n_iter=50),
-        mae=MAEConfig.smoke(),
-        env=EnvConfig(episode_length=256),
-        train=TrainConfig(total_timesteps=4096, n_envs=8, batch_size=64, replay_ratio=0.25, learning_starts=256,
-                          buffer_size=20_000, net_arch=(64, 64), features_dim=64, checkpoints=2, eval_steps=128,
-                          log_every_steps=512),
-    ),
-    # One segment trained and audited in <= 15 minutes on 2 CPU cores (torch on one thread each, see
-    # README "Threads"): ~8k updates of batch 128, 8x smoke's; the study runs it over segments x seeds.
-    "cpu": Profile(
-        name="cpu",
-        wfo=WFOConfig(train="12M", eval="2M", test="2M", step="2M"),
-        mae=MAEConfig.cpu(),
-        env=EnvConfig(episode_length=256),
-        train=TrainConfig(total_timesteps=32_768, n_envs=16, batch_size=128, replay_ratio=0.25,
-                          learning_starts=1_024, buffer_size=100_000, net_arch=(128, 128), features_dim=128,
-                          checkpoints=4, eval_steps=256, log_every_steps=2_048),
-    ),
-    # The seed's full scale on the GPU server.
-    "gpu": Profile(name="gpu"),
-}
 
 
 def get_profile(name: str | None = None) -> Profile:
     """The named profile, validated; None is the machine's default, `$CRYPTORL_PROFILE` or else smoke.
 
-    The deployments leave `profile` null, so a run started from the UI takes its worker's default: the GPU
+    The deployments leave `profile` at "default", so a run started from the UI takes its worker's: the GPU
     server's worker sets gpu, a laptop's UI stays smoke and never starts the 25M-step profile by accident.
     """
     source = "" if name else f" (from ${PROFILE_ENV_VAR})"
-    name = name or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE
+    name = renamed("profile", name or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE)
     if name not in PROFILES:
         raise ConfigError(f"unknown profile {name!r}{source}: use one of {', '.join(PROFILES)}")
     return PROFILES[name].validate()
 
 
-def with_overrides(profile: Profile, overrides: dict[str, str]) -> Profile:
-    """Apply `stage.key=value` overrides (values parsed as the field's type), then validate."""
+def with_overrides(profile: Profile, overrides: Mapping[str, object]) -> Profile:
+    """Apply `stage.key=value` overrides (text parsed as the field's annotated type), then validate.
+
+    Keys and text values are stripped, so `train.gamma = 0.9` reads as `train.gamma=0.9`; this is the one
+    parser of overrides (the CLI's `--set`, a study's settings and a flow's `overrides` all come here).
+    """
     for dotted, raw in overrides.items():
-        profile = _override_one(profile, dotted, raw)
+        profile = _override_one(profile, str(dotted).strip(), raw)
     return profile.validate()
 
 
-def _override_one(profile: Profile, dotted: str, raw: str) -> Profile:
+def _override_one(profile: Profile, dotted: str, raw: object) -> Profile:
     stage_name, _, key = dotted.partition(".")
-    stage = getattr(profile, stage_name, None)
-    if not key or not dataclasses.is_dataclass(stage):
-        stages = ", ".join(f.name for f in dataclasses.fields(profile) if dataclasses.is_dataclass(getattr(profile, f.name)))
-        raise ConfigError(f"unknown config key {dotted!r}: use STAGE.KEY=VALUE with STAGE one of {stages}")
-    fields_by_name = {f.name: f for f in dataclasses.fields(stage)}
-    if key not in fields_by_name:
-        raise ConfigError(f"unknown config key {dotted!r}: {stage_name} has {', '.join(fields_by_name)}")
-    value = _parse_like(getattr(stage, key), raw, dotted)
+    stage = getattr(profile, stage_name, None) if stage_name in STAGE_NAMES else None
+    if not key or stage is None:
+        raise ConfigError(f"unknown config key {dotted!r}: use STAGE.KEY=VALUE with STAGE one of "
+                          f"{', '.join(STAGE_NAMES)}")
+    hints = typing.get_type_hints(type(stage))
+    if key not in hints or key not in {f.name for f in dataclasses.fields(stage)}:
+        raise ConfigError(f"unknown config key {dotted!r}: {stage_name} has "
+                          f"{', '.join(f.name for f in dataclasses.fields(stage))}")
+    value = parse_typed(renamed(dotted, str(raw).strip()), hints[key], dotted)
     return dataclasses.replace(profile, **{stage_name: dataclasses.replace(stage, **{key: value})})
 
 
-def _parse_like(current: Any, raw: str, dotted: str) -> Any:
-    """Parse `raw` into the type of the field's current value."""
+def parse_typed(raw: str, hint: Any, dotted: str) -> Any:
+    """`raw` as a value of the annotation `hint`: bool, int, float, str, a Literal, a union of these (first
+    match wins, so `int | str` reads "500" as 500 and "24M" as text) or a tuple of one of them ("64,64")."""
     try:
-        if isinstance(current, bool):
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(raw)
-            return raw.lower() in ("true", "1")
-        if isinstance(current, int):
-            return int(raw)
-        if isinstance(current, float):
-            return float(raw)
-        if isinstance(current, tuple):  # "none" (or nothing) is the empty tuple
-            return () if raw.strip().lower() == "none" else tuple(part.strip() for part in raw.split(",") if part.strip())
+        return _parse_as(raw, hint)
     except ValueError:
-        raise ConfigError(f"invalid value for {dotted}: {raw!r} is not a {type(current).__name__}") from None
-    return None if raw.lower() == "none" else raw
+        raise ConfigError(f"invalid value for {dotted}: {raw!r} is not {_type_name(hint)}") from None
 
 
-# The seed's exact configuration (scale and training choices), kept as the reference.
-PROFILES["seed"] = with_overrides(dataclasses.replace(PROFILES["gpu"], name="seed"), SEED_TRAINING)
+def _parse_as(raw: str, hint: Any) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                return _parse_as(raw, option)
+            except ValueError:
+                continue
+        raise ValueError(raw)
+    if origin is typing.Literal:
+        if raw not in args:
+            raise ValueError(raw)
+        return raw
+    if origin is tuple:  # "none" (or nothing) is the empty tuple
+        items = [] if raw.lower() in ("", "none") else [part.strip() for part in raw.split(",") if part.strip()]
+        return tuple(_parse_as(item, args[0]) for item in items)
+    if hint is bool:
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(raw)
+        return raw.lower() in ("true", "1")
+    if hint in (int, float, str):
+        return hint(raw)
+    raise TypeError(f"no override parser for {hint!r}")  # a config field of a type this parser lacks: a bug
+
+
+def _type_name(hint: Any) -> str:
+    """How an annotation reads in an error: "an int", "one of 'diag', 'full'", "a tuple of int"."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(option) for option in args)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(option) for option in args)
+    if origin is tuple:
+        return f"a comma-separated list of {args[0].__name__}"
+    return {int: "an int", float: "a float", bool: "true or false", str: "text"}.get(hint, repr(hint))
+
+
+_SMOKE_MAE = {"mae.d_model": "32", "mae.n_heads": "2", "mae.n_layers": "1", "mae.dim_feedforward": "64",
+              "mae.dropout": "0", "mae.lr": "3e-3", "mae.batch_size": "64", "mae.max_epochs": "8",
+              "mae.steps_per_epoch": "25", "mae.patience": "3"}
+# The cpu profile: one segment trained and audited in <= 15 minutes on 2 CPU cores (torch on one thread each, see
+# README "Threads"): ~8k updates of batch 128, 8x smoke's; its MAE pretrains in about 2 minutes.
+_CPU = {"wfo.train": "12M", "wfo.eval": "2M", "wfo.test": "2M", "wfo.step": "2M",
+        "mae.d_model": "32", "mae.n_heads": "2", "mae.n_layers": "2", "mae.dim_feedforward": "128", "mae.dropout": "0",
+        "mae.lr": "2e-3", "mae.batch_size": "128", "mae.max_epochs": "12", "mae.steps_per_epoch": "50",
+        "mae.patience": "3", "env.episode_length": "256",
+        "train.total_timesteps": "32768", "train.n_envs": "16", "train.batch_size": "128", "train.replay_ratio": "0.25",
+        "train.learning_starts": "1024", "train.buffer_size": "100000", "train.net_arch": "128,128",
+        "train.features_dim": "128", "train.checkpoints": "4", "train.eval_steps": "256", "train.log_every_steps": "2048"}
+# Every profile, written one way: overrides of the defaults (the original system's scale, `gpu`).
+PROFILE_OVERRIDES: dict[str, dict[str, str]] = {
+    # CI: minutes on 2 CPU cores.
+    "smoke": {"wfo.train": "6M", "wfo.eval": "1M", "wfo.test": "1M", "wfo.step": "1M", "regime.n_inits": "2",
+              "regime.n_iter": "50", **_SMOKE_MAE, "env.episode_length": "256", "train.total_timesteps": "4096",
+              "train.n_envs": "8", "train.batch_size": "64", "train.replay_ratio": "0.25",
+              "train.learning_starts": "256", "train.buffer_size": "20000", "train.net_arch": "64,64",
+              "train.features_dim": "64", "train.checkpoints": "2", "train.eval_steps": "128",
+              "train.log_every_steps": "512"},
+    "cpu": _CPU,
+    # The original system's full scale, with this project's training levers, on the GPU server.
+    "gpu": {},
+    # `make demo`: the cpu profile's slices, model and update batch with a training budget whose segment-0 flow
+    # (split, HMM, MAE, TQC, audit, promotion) takes at most 6 minutes on 2 CPU cores.
+    "demo": {**_CPU, "train.total_timesteps": "16384"},
+    # The original system's exact configuration (scale and training choices), kept as the reference.
+    "reference": REFERENCE_TRAINING,
+}
+PROFILES: dict[str, Profile] = {name: with_overrides(Profile(name=name), overrides)
+                                for name, overrides in PROFILE_OVERRIDES.items()}
 
 
 @dataclass(frozen=True)

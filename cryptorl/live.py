@@ -33,6 +33,7 @@ import pandas as pd
 from sb3_contrib import TQC
 
 from cryptorl.audit import BacktestMetrics, Policy, TrainedPolicy, backtest, compute_metrics
+from cryptorl.audit.report import HEADLINE_W_COST
 from cryptorl.config import Profile, SignalConfig
 from cryptorl.data import bars_per_year, dataset_name, load_bars
 from cryptorl.data.validation import format_timestamp, parse_bar
@@ -50,7 +51,6 @@ from cryptorl.seeding import resolve_device
 from cryptorl.storage import ArtifactStore
 from cryptorl.training.tqc import encoder_cache_for, load_trained_model
 
-SIGNAL_W_COST = 1.0  # the cost weight at which the agent pays exactly the real fee
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,9 +136,9 @@ def model_path(model: LiveModel, ohlcv: pd.DataFrame, *, start: pd.Timestamp | N
     if MARKET not in model.agent.observation_space.spaces:
         attach_encoder_cache(model.agent.policy, encoder_cache_for(model.encoder, market, market.device))
     policy = _held_at_last_bar(TrainedPolicy(model.agent), len(rows), held)
-    result = backtest(policy, market, model.profile.env, (SIGNAL_W_COST,),
+    result = backtest(policy, market, model.profile.env, (HEADLINE_W_COST,),
                       include_market=MARKET in model.agent.observation_space.spaces)
-    run = result.runs[SIGNAL_W_COST]
+    run = result.runs[HEADLINE_W_COST]
     positions = run.positions.astype(np.float64)  # (n,)
     held_before = np.concatenate([[0.0], positions[:-1]])  # (n,) flat before the first decision
     if held is not None:  # the last target was decided from `held`: the execution rule moves from there too
@@ -326,7 +326,7 @@ def signal_lines(signal: Signal) -> list[str]:
             if signal.held_from == "path" else f"you hold {signal.held:+.4f}")
     regime = "  ".join(f"{name} {value:.3f}" for name, value in signal.regime.items())
     return [f"bar {format_timestamp(signal.bar)} (the newest complete bar, closed {signal.bar_age_hours:,.1f} h ago)",
-            f"target position {signal.position:+.4f} at w_cost {SIGNAL_W_COST:g} ({held})",
+            f"target position {signal.position:+.4f} at w_cost {HEADLINE_W_COST:g} ({held})",
             f"regime {regime}",
             f"champion {signal.champion}: segment {signal.segment}, {_seeds(signal)}, profile {signal.profile}, "
             f"verdict {signal.verdict}, net test Sharpe {signal.test_sharpe:.3f}; promoted "

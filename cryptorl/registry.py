@@ -28,8 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.config import (DataConfig, EnvConfig, FeatureConfig, MAEConfig, Profile, PromotionConfig, RegimeConfig,
-                             TrainConfig, WFOConfig)
+from cryptorl.config import STAGE_CLASSES, STAGE_NAMES, Profile
 from cryptorl.errors import ArtifactNotFoundError, CheckpointError
 from cryptorl.hashing import sha256_bytes
 from cryptorl.storage import ArtifactRef, ArtifactStore, one_line as _one_line
@@ -42,8 +41,7 @@ SCHEMA_V1 = "cryptorl.champion/1"
 _RECORD_FIX = "restore it from a backup of the store, or delete it"
 PREFIX = "registry"
 _VERSION_FILE = re.compile(r"^(\d{6})\.json$")
-_STAGES: dict[str, type] = {"data": DataConfig, "features": FeatureConfig, "wfo": WFOConfig, "regime": RegimeConfig,
-                            "mae": MAEConfig, "env": EnvConfig, "train": TrainConfig, "promotion": PromotionConfig}
+
 
 
 @dataclass(frozen=True)
@@ -131,7 +129,7 @@ class ChampionRecord:
                 "members": [{"seed": member.seed, "refs": {name: {"key": store.key_of(ref), "sha256": ref.sha256}
                                                            for name, ref in vars(member.refs).items()}}
                             for member in self.members],
-                "configs": {name: dataclasses.asdict(getattr(self.profile, name)) for name in _STAGES},
+                "configs": {name: dataclasses.asdict(getattr(self.profile, name)) for name in STAGE_NAMES},
                 "replaces": self.replaces}
 
     @classmethod
@@ -175,7 +173,7 @@ def profile_from_json(name: str, seed: int, configs: dict[str, dict[str, Any]]) 
     """A Profile from stored stage configs (lists back to tuples; keys this code no longer has are dropped, a
     stage a record predates takes its defaults)."""
     stages = {}
-    for stage, config_class in _STAGES.items():
+    for stage, config_class in STAGE_CLASSES.items():
         known = {field.name for field in dataclasses.fields(config_class)}
         stages[stage] = config_class(**{key: tuple(value) if isinstance(value, list) else value
                                         for key, value in configs.get(stage, {}).items() if key in known})

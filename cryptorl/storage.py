@@ -48,6 +48,7 @@ _TRANSIENT_ATTEMPTS = 4  # remote stores only: 0.5 s, 1 s, 2 s backoff between a
 # The reachability probe asks once: no botocore retries, and a dead endpoint costs seconds, not minutes.
 _PROBE_OPTIONS: dict[str, dict[str, Any]] = {
     "s3": {"config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 5, "read_timeout": 10}}}
+_REACHABLE: set[str] = set()  # store URLs this process has probed and found reachable
 _MEMORY_CREATE_LOCK = threading.Lock()
 _UPDATE_ATTEMPTS = 8  # S3 updates that lost the race to another writer, before giving up
 _UMASK = os.umask(0)  # read once at import (setting it is the only way), then restored
@@ -110,12 +111,16 @@ class ArtifactStore:
         Without it an unreachable or misconfigured store surfaces only at the first write, after the split
         stage and the transient-error retries (~100 s). Local: the root (or its nearest existing parent) is a
         writable directory. S3: the bucket answers a listing of the store's prefix, the request every run makes.
+        A store found reachable is not asked again by this process (one probe per command).
         """
+        if self.url in _REACHABLE:
+            return
         if self.is_local:
             _check_writable_dir(Path(self.root), self.url)
         elif self.protocol in _PROBE_OPTIONS:
             _probe_bucket(fsspec.filesystem(self.protocol, skip_instance_cache=True,
                                             **_PROBE_OPTIONS[self.protocol]), self.root, self.url)
+        _REACHABLE.add(self.url)
 
     def check_exists(self) -> None:
         """Fail in one line when a store that is to be READ does not exist: a mistyped --storage must not read as

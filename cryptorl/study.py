@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from cryptorl.audit.report import HEADLINE_W_COST
-from cryptorl.audit.verdict import HEALTHY
-from cryptorl.config import get_profile, with_overrides
+from cryptorl.audit.verdict import HEALTHY, RULES
+from cryptorl.config import Profile, with_overrides
 from cryptorl.errors import ArtifactNotFoundError, ConfigError
 from cryptorl.evaluation.stitch import ENSEMBLE, TRAINED
 from cryptorl.evaluation.summary import BUY_AND_HOLD, StitchedSummary
+from cryptorl.run_spec import override_text, parse_override
 from cryptorl.storage import read_url
 
 Grid = dict[str, dict[str, str]]  # setting name -> its overrides, in the order given
@@ -34,8 +35,7 @@ SETTING_SYNTAX = "NAME:STAGE.KEY=VALUE[,STAGE.KEY=VALUE...] (NAME: alone for the
 _SETTING_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _NEXT_OVERRIDE = re.compile(r",(?=\s*[A-Za-z_]\w*\.\w+\s*=)")  # a comma followed by the next STAGE.KEY=
 HEADLINE = f"{HEADLINE_W_COST:g}"  # policies are keyed by w_cost as text in report.json
-MEASUREMENTS = ("position_std_across_states", "position_std_over_test", "actor_market_attribution",
-                "q_spread_over_noise", "action_saturation", "turnover_ratio_w2_w0")
+MEASUREMENTS = tuple(dict.fromkeys(rule.measurement for rule in RULES))  # what the verdict rules measure
 COMPARED_POLICIES = ("trained", "buy_and_hold", "best_constant", "probe")
 
 
@@ -57,12 +57,10 @@ def parse_setting(text: str) -> tuple[str, dict[str, str]]:
     name, colon, body = text.partition(":")
     if not colon:
         raise ConfigError(f"setting {text!r} has no name: write {SETTING_SYNTAX}")
-    overrides = {}
-    for item in filter(None, (part.strip() for part in _NEXT_OVERRIDE.split(body))):
-        key, equals, value = item.partition("=")
-        if not equals:
-            raise ConfigError(f"setting {name!r}: {item!r} is not STAGE.KEY=VALUE; write {SETTING_SYNTAX}")
-        overrides[key.strip()] = value.strip()
+    try:
+        overrides = dict(map(parse_override, filter(None, (part.strip() for part in _NEXT_OVERRIDE.split(body)))))
+    except ConfigError as exc:
+        raise ConfigError(f"setting {name!r}: {exc}") from None
     return name.strip(), overrides
 
 
@@ -96,8 +94,8 @@ def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def check_grid(grid: Any, profile: str, overrides: dict[str, str] | None = None) -> Grid:
-    """The grid with every value as text, each setting validated on `profile` + `overrides` up front."""
+def check_grid(grid: Any, config: Profile) -> Grid:
+    """The grid with every value as text, each setting validated as overrides of `config` up front."""
     if not isinstance(grid, dict) or not grid:
         raise ConfigError(f"no settings: give at least one --setting {SETTING_SYNTAX}, or --grid FILE.json")
     checked: Grid = {}
@@ -108,34 +106,12 @@ def check_grid(grid: Any, profile: str, overrides: dict[str, str] | None = None)
         if not isinstance(settings, dict):
             raise ConfigError(f'setting {name!r}: give its overrides as {{"STAGE.KEY": VALUE}}, '
                               f"not a {type(settings).__name__}")
-        checked[name] = {str(key): _as_text(value, name, key) for key, value in settings.items()}
         try:
-            with_overrides(get_profile(profile), {**(overrides or {}), **checked[name]})
+            checked[name] = {str(key).strip(): override_text(value, str(key)) for key, value in settings.items()}
+            with_overrides(config, checked[name])
         except ConfigError as exc:
             raise ConfigError(f"setting {name!r}: {exc}") from None
     return checked
-
-
-def _as_text(value: Any, name: str, key: str) -> str:
-    """A JSON value as the text `with_overrides` parses."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    raise ConfigError(f"setting {name!r}: {key}={value!r}: write a string, number or boolean "
-                      '(a tuple as "64,64")')
-
-
-def parse_seeds(spec: str | int | list[int]) -> list[int]:
-    """Seeds from "0,1,2" (or a list): distinct non-negative integers, in the order given."""
-    items = spec if isinstance(spec, (list, tuple)) else str(spec).split(",")
-    try:
-        seeds = [int(str(item).strip()) for item in items]
-    except ValueError:
-        seeds = []
-    if not seeds or min(seeds) < 0:
-        raise ConfigError(f"seeds {spec!r}: write comma-separated non-negative integers, e.g. 0,1,2")
-    return list(dict.fromkeys(seeds))
 
 
 def study_runs(grid: Grid, seeds: list[int], segments: list[int]) -> list[StudyRun]:

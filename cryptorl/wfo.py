@@ -9,15 +9,14 @@ Slices are half-open bar ranges [start, stop) of positions in the (gap-filled, r
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import pandas as pd
 
-from cryptorl.config import WFOConfig
-from cryptorl.errors import ConfigError
+from cryptorl.config import OBSERVATION_WINDOW, SPAN_PATTERN, WFOConfig
+from cryptorl.errors import ConfigError, DataError
+from cryptorl.features import WARMUP_BARS
 
-_SPAN_PATTERN = re.compile(r"^\s*(\d+)\s*(M|D|h|W)\s*$")
 SLICE_NAMES = ("train", "eval", "test")
 
 
@@ -75,6 +74,29 @@ def get_segment(index: pd.DatetimeIndex, config: WFOConfig, number: int) -> Segm
     return segments[number]
 
 
+def span_start_bar(spec: Segment) -> int:
+    """Where a segment's stored span starts: `window - 1` bars before the train start (a full first observation)."""
+    return spec.train.start - (OBSERVATION_WINDOW - 1)
+
+
+def warmup_shortfall(index: pd.DatetimeIndex, spec: Segment) -> str | None:
+    """Why the data cannot run this segment (its first observation window would overlap the features' warm-up
+    rows, which may be NaN), with the fix; None when it can. Needs only the bars' index."""
+    if span_start_bar(spec) >= WARMUP_BARS:
+        return None
+    need = index[0] + (WARMUP_BARS + OBSERVATION_WINDOW) * (index[1] - index[0])
+    return (f"segment {spec.index} trains from {spec.train.first:%Y-%m-%d %H:%M}, but the features need {WARMUP_BARS} "
+            f"warm-up bars plus a {OBSERVATION_WINDOW}-bar window before it; set wfo.first_train_start to "
+            f"{need:%Y-%m-%d %H:%M} or later, or add earlier data")
+
+
+def check_warmup(index: pd.DatetimeIndex, spec: Segment, source: str) -> None:
+    """Refuse a segment the data cannot run (`warmup_shortfall`), naming the data source."""
+    shortfall = warmup_shortfall(index, spec)
+    if shortfall:
+        raise DataError(f"{source}: {shortfall}")
+
+
 def _segment_at(index: pd.DatetimeIndex, number: int, first: pd.Timestamp, config: WFOConfig) -> Segment | None:
     train_start = _advance(index, _position_at_or_after(index, first), config.step, "wfo.step", times=number)
     if train_start is None:
@@ -122,13 +144,13 @@ def _as_bars(length: int | str, key: str) -> int | None:
         if bars <= 0:
             raise ConfigError(f"invalid config {key}={length!r}: use a positive number of bars or a span like '3M'")
         return bars
-    if not isinstance(length, str) or not _SPAN_PATTERN.match(length):
+    if not isinstance(length, str) or not SPAN_PATTERN.match(length):
         raise ConfigError(f"invalid config {key}={length!r}: use bars (e.g. 2000) or a span like '18M', '30D', '500h'")
     return None
 
 
 def _as_offset(length: str, key: str) -> pd.DateOffset:
-    count, unit = _SPAN_PATTERN.match(length).groups()
+    count, unit = SPAN_PATTERN.match(length).groups()
     if int(count) <= 0:
         raise ConfigError(f"invalid config {key}={length!r}: the span must be positive")
     return {"M": pd.DateOffset(months=int(count)), "D": pd.DateOffset(days=int(count)),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,13 +34,12 @@ from prefect.deployments import run_deployment
 from prefect.settings import get_current_settings
 from prefect.task_runners import ProcessPoolTaskRunner
 
-from cryptorl.config import DEFAULT_DATA_PATH, get_profile, with_overrides
+from cryptorl.config import DataConfig, WFOConfig
 from cryptorl.data import load_bars
-from cryptorl.errors import ConfigError
 from cryptorl.evaluation.publish import publish_summary, summary_store
 from cryptorl.evaluation.summary import run_rows, summarize_walk_forward
-from cryptorl.storage import ArtifactStore, read_url
-from cryptorl.study import parse_seeds
+from cryptorl.run_spec import RunSpec, pinned_profile, select_segments
+from cryptorl.storage import read_url
 from cryptorl.wfo import make_segments
 
 SEGMENT_DEPLOYMENT = "wfo-segment/wfo-segment"
@@ -51,7 +49,6 @@ SUMMARY_KEY = "wfo-summary"
 LOCAL_PROCESSES = get_current_settings().tasks.runner.process_pool_max_workers or os.cpu_count() or 1
 THREADS_PER_PROCESS = max(1, (os.cpu_count() or 1) // LOCAL_PROCESSES)
 POLL_SECONDS = 5.0  # how often the parent asks the server about the segment runs it submitted
-_RANGE = re.compile(r"^(\d+)-(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -63,43 +60,11 @@ class SegmentOutcome:
     state: str  # final state name: Completed, Failed, Crashed, Cancelled
 
 
-def select_segments(spec: str | int | list[int], available: int) -> list[int]:
-    """Segment numbers of `spec`: "all", "latest", "3", "0-3", "0,2,5" (combinable: "0-3,7") or a list."""
-    if available == 0:
-        raise ConfigError("the data holds no complete segment with this WFO config; "
-                          "add data or shorten wfo.train / wfo.eval / wfo.test")
-    text = str(spec).strip()
-    if isinstance(spec, (list, tuple)):
-        numbers = [int(n) for n in spec]
-    elif text == "all":
-        numbers = list(range(available))
-    elif text == "latest":
-        numbers = [available - 1]
-    else:
-        numbers = [n for part in text.split(",") for n in _parse_part(part.strip(), spec)]
-    outside = [n for n in numbers if not 0 <= n < available]
-    if outside:
-        raise ConfigError(f"segments {spec!r}: segment {outside[0]} does not exist (the data holds "
-                          f"0..{available - 1}); fix: pick segments in that range, or add data")
-    return sorted(set(numbers))
-
-
-def _parse_part(part: str, spec: Any) -> list[int]:
-    if part.isdigit():
-        return [int(part)]
-    match = _RANGE.match(part)
-    if not match or int(match[1]) > int(match[2]):
-        raise ConfigError(f"segments {spec!r}: cannot read {part!r}; write e.g. all, latest, 3, 0-3 or 0,2,5")
-    return list(range(int(match[1]), int(match[2]) + 1))
-
-
 @task(cache_policy=NO_CACHE)  # the data may have grown since the last run: always read it again
-def plan_segments(spec: str | int | list[int], profile: str, data: str | None,
-                  overrides: dict[str, str] | None) -> list[int]:
-    """The segment numbers `spec` names among those the data allows."""
-    config = with_overrides(get_profile(profile), overrides or {})
-    ohlcv = load_bars(data or str(DEFAULT_DATA_PATH), config.data)
-    return select_segments(spec, len(make_segments(ohlcv.index, config.wfo)))
+def plan_segments(segments: str, data: str, data_config: DataConfig, wfo_config: WFOConfig) -> list[int]:
+    """The segment numbers `segments` names among those the data allows."""
+    ohlcv = load_bars(data, data_config)
+    return select_segments(segments, len(make_segments(ohlcv.index, wfo_config)))
 
 
 def local_task_runner() -> ProcessPoolTaskRunner:
@@ -135,9 +100,8 @@ def run_segment(name: str, params: dict[str, Any]) -> tuple[int, UUID, str]:
 
 def run_on_workers(runs: dict[str, dict[str, Any]]) -> list[SegmentOutcome]:
     """Submit one `wfo-segment` deployment run per entry, then wait until every run has finished."""
-    submitted = [run_deployment(SEGMENT_DEPLOYMENT, timeout=0, flow_run_name=name, parameters={
-        key: value for key, value in params.items() if value is not None})  # None: the deployment's default
-        for name, params in runs.items()]
+    submitted = [run_deployment(SEGMENT_DEPLOYMENT, timeout=0, flow_run_name=name, parameters=jsonable(params))
+                 for name, params in runs.items()]
     with get_client(sync_client=True) as client:
         while True:
             current = [client.read_flow_run(run.id) for run in submitted]
@@ -145,6 +109,11 @@ def run_on_workers(runs: dict[str, dict[str, Any]]) -> list[SegmentOutcome]:
                 return [SegmentOutcome(params["segment"], run.id, run.state.name)
                         for params, run in zip(runs.values(), current)]
             time.sleep(POLL_SECONDS)
+
+
+def jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    """A run's parameters as the JSON a deployment run takes (the run specification as its fields)."""
+    return {key: value.model_dump() if isinstance(value, RunSpec) else value for key, value in params.items()}
 
 
 def check_all_completed(outcomes: list[SegmentOutcome]) -> None:
@@ -191,24 +160,21 @@ def summarize(outcomes: list[SegmentOutcome], profile: str, storage: str | None,
 
 
 @flow(name="full-wfo", log_prints=True, task_runner=local_task_runner())
-def full_wfo(segments: str | list[int] = "all", profile: str | None = None, timesteps: int | None = None,
-             data: str | None = None, storage: str | None = None, clean: bool = False,
-             via_deployments: bool = False, overrides: dict[str, str] | None = None,
-             seeds: str | list[int] | None = None) -> list[SegmentOutcome]:
+def full_wfo(segments: str = "all", spec: RunSpec = RunSpec(), via_deployments: bool = False) -> list[SegmentOutcome]:
     """Run WFO segments in parallel (local processes, or `wfo-segment` runs on workers) and summarize them.
 
-    `segments`: "all", "latest", "3", "0-3", "0,2,5" or a list; every segment run trains every one of `seeds`
-    ("0,1,2" or a list; default: the profile's seed). The other parameters are those of
-    `wfo-segment`; with `via_deployments`, unset ones take the deployment's defaults (the worker's store).
     Local parallelism is `PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS` (default: the CPU count).
+
+    Args:
+        segments: which segments: all, latest, 3, 0-3 or 0,2,5 (combinable: 0-3,7)
+        spec: what every segment run trains and where (as in `wfo-segment`); every segment trains every seed
+        via_deployments: submit each segment to the `wfo-segment` deployment (workers of the `gpu` pool)
+            instead of running it in a local process; an empty data or storage then means the worker's
     """
-    profile = get_profile(profile).name  # None: this machine's default, then the same for every segment
-    ArtifactStore(storage).check_reachable()  # before any segment starts
-    seeds = None if seeds is None else parse_seeds(seeds)  # a bad spec fails here, not in every segment run
-    numbers = plan_segments(segments, profile, data, overrides)
-    params = {"profile": profile, "timesteps": timesteps, "data": data, "storage": storage, "clean": clean,
-              "overrides": overrides, "seeds": seeds}
-    outcomes = run_segments({f"segment-{n}": {**params, "segment": n} for n in numbers}, via_deployments)
-    summarize(outcomes, profile, storage, with_overrides(get_profile(profile), overrides or {}).data.timeframe)
+    spec = pinned_profile(spec)  # "default" resolved here, then the same profile for every segment
+    spec.store().check_reachable()  # before any segment starts
+    numbers = plan_segments(segments, spec.data_source, spec.config.data, spec.config.wfo)
+    outcomes = run_segments({f"segment-{n}": {"segment": n, "spec": spec} for n in numbers}, via_deployments)
+    summarize(outcomes, spec.config.name, spec.storage or None, spec.config.data.timeframe)
     check_all_completed(outcomes)
     return outcomes

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from prefect import flow
 
+from cryptorl.run_spec import RunSpec, pinned_profile
 from flows.full_wfo import plan_segments
 from flows.wfo_segment import SegmentRun, wfo_segment
 
 
 @flow(name="retrain-latest", log_prints=True)
-def retrain_latest(profile: str | None = None, timesteps: int | None = None, data: str | None = None,
-                   storage: str | None = None, clean: bool = False,
-                   overrides: dict[str, str] | None = None, seeds: str | list[int] | None = None) -> SegmentRun:
-    """Run `wfo-segment` for the newest complete segment of `data` (parameters as in `wfo-segment`)."""
-    [segment] = plan_segments("latest", profile, data, overrides)
+def retrain_latest(spec: RunSpec = RunSpec()) -> SegmentRun:
+    """Run `wfo-segment` for the newest complete segment of the spec's data.
+
+    Args:
+        spec: what to train and where (as in `wfo-segment`)
+    """
+    [segment] = plan_segments("latest", spec.data_source, spec.config.data, spec.config.wfo)
     print(f"newest segment the data allows: {segment}")
-    return wfo_segment(segment=segment, profile=profile, data=data, storage=storage, clean=clean,
-                       timesteps=timesteps, overrides=overrides, seeds=seeds)
+    return wfo_segment(segment=segment, spec=pinned_profile(spec))

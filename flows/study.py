@@ -22,12 +22,12 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from cryptorl import stages
-from cryptorl.config import DEFAULT_DATA_PATH, get_profile, with_overrides
 from cryptorl.evaluation.summary import summarize_walk_forward
 from cryptorl.hashing import fingerprint
+from cryptorl.run_spec import RunSpec, pinned_profile
 from cryptorl.storage import ArtifactRef, ArtifactStore
-from cryptorl.study import (StudyRun, check_grid, complete_rows, parse_seeds, stitched_columns, study_row,
-                            study_runs, summarize_settings, to_csv)
+from cryptorl.study import (StudyRun, check_grid, complete_rows, stitched_columns, study_row, study_runs,
+                            summarize_settings, to_csv)
 from flows.full_wfo import (SegmentOutcome, check_all_completed, local_task_runner, plan_segments,
                             read_audit_reports, run_segments)
 
@@ -79,30 +79,32 @@ def publish_study(store_url: str, key: str, rows: list[dict[str, Any]],
 
 
 @flow(name="study", log_prints=True, task_runner=local_task_runner())
-def study(settings: dict[str, dict[str, Any]], seeds: str | list[int] = "0", segments: str | list[int] = "all",
-          profile: str | None = None, timesteps: int | None = None, data: str | None = None, storage: str | None = None,
-          clean: bool = False, via_deployments: bool = False,
-          overrides: dict[str, str] | None = None) -> StudyResult:
+def study(settings: dict[str, dict[str, Any]], segments: str = "all", spec: RunSpec = RunSpec(seeds=[0]),
+          via_deployments: bool = False) -> StudyResult:
     """Run every setting x seed x segment as a `wfo-segment` run, then tabulate their audits.
 
-    `settings`: {name: {"STAGE.KEY": value}} (e.g. {"baseline": {}, "nodrop": {"train.top_quantiles_to_drop": 0}});
-    each run's overrides are `overrides` updated by its setting's, and it trains its one seed (not the profile's).
-    `seeds`: "0,1" or a list; `segments`: as in `full-wfo`. The other parameters are those of `full-wfo`.
+    Args:
+        settings: {name: {"STAGE.KEY": value}}, e.g. {"baseline": {}, "nodrop": {"train.top_quantiles_to_drop": 0}};
+            each run's overrides are the spec's updated by its setting's
+        segments: which segments: all, latest, 3, 0-3 or 0,2,5
+        spec: what every run trains and where; each run trains one of its seeds (empty: the profile's seed)
+        via_deployments: submit each run to the `wfo-segment` deployment (workers of the `gpu` pool)
     """
-    profile = get_profile(profile).name  # None: this machine's default, then the same for every run
-    ArtifactStore(storage).check_reachable()  # before any run starts
-    base = overrides or {}
-    grid = check_grid(settings, profile, base)
-    runs = study_runs(grid, parse_seeds(seeds), plan_segments(segments, profile, data, base))
-    common = {"profile": profile, "timesteps": timesteps, "data": data, "storage": storage, "clean": clean,
-              "promote_champion": False}  # research runs are never candidates for the live model
-    outcomes = run_segments({run.name: {**common, "segment": run.segment, "seeds": [run.seed],
-                                        "overrides": {**base, **grid[run.setting]}} for run in runs}, via_deployments)
-    data_sha256 = stages.source_ref(data or str(DEFAULT_DATA_PATH)).sha256
-    key = fingerprint(grid, [run.name for run in runs], profile, timesteps, base, data_sha256)[:16]
+    spec = pinned_profile(spec)  # "default" resolved here, then the same profile for every run
+    spec.store().check_reachable()  # before any run starts
+    grid = check_grid(settings, spec.config)
+    numbers = plan_segments(segments, spec.data_source, spec.config.data, spec.config.wfo)
+    runs = study_runs(grid, spec.trained_seeds, numbers)
+    outcomes = run_segments({run.name: {"segment": run.segment, "promote_champion": False,  # research, not candidates
+                                        "spec": spec.with_changes(overrides={**spec.overrides, **grid[run.setting]},
+                                                                  seeds=[run.seed])}
+                             for run in runs}, via_deployments)
+    data_sha256 = stages.source_ref(spec.data_source).sha256
+    key = fingerprint(grid, [run.name for run in runs], spec.profile, spec.timesteps or None, spec.overrides,
+                      data_sha256)[:16]
     reports = collect_reports(outcomes)
     rows = [study_row(run, outcome.state, *found) for run, outcome, found in zip(runs, outcomes, reports)]
-    bar = with_overrides(get_profile(profile), base).data.timeframe
-    result = publish_study(ArtifactStore(storage).url, key, rows, stitch_settings(runs, reports, profile, bar))
+    stitched = stitch_settings(runs, reports, spec.profile, spec.config.data.timeframe)
+    result = publish_study(spec.store().url, key, rows, stitched)
     check_all_completed(outcomes)
     return result

@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prefect import flow
+from prefect.runtime import deployment, flow_run
 
 from cryptorl import stages
-from cryptorl.config import DEFAULT_DATA_PATH, Profile, get_profile, with_overrides
+from cryptorl.config import Profile
 from cryptorl.promotion import Challenger, Decision
+from cryptorl.run_spec import RunSpec
 from cryptorl.storage import ArtifactStore
-from cryptorl.study import parse_seeds
 from tasks.caching import result_storage_for
 from tasks.audit import audit, publish_audit
 from tasks.fit_hmm import fit_hmm
@@ -54,41 +55,42 @@ class SegmentRun:
     promotion: Decision | None  # None when the run audited a baseline or was told not to promote
 
 
-def seeds_of(spec: str | int | list[int] | None, profile: Profile) -> list[int]:
-    """The seeds a run trains: `spec` ("0", "0,1,2", an int or a list), or the profile's own seed for None."""
-    return [profile.seed] if spec is None else parse_seeds(spec)
-
-
 @flow(name="wfo-segment", log_prints=True)
-def wfo_segment(segment: int = 0, profile: str | None = None, data: str | None = None, storage: str | None = None,
-                clean: bool = False, timesteps: int | None = None, policy: str = "trained",
-                overrides: dict[str, str] | None = None, seeds: str | int | list[int] | None = None,
+def wfo_segment(segment: int = 0, spec: RunSpec = RunSpec(), policy: str = "trained",
                 promote_champion: bool = True) -> SegmentRun:
-    """Run one WFO segment end to end on the artifact store `storage` (default $CRYPTORL_STORAGE or ./artifacts).
+    """Run one WFO segment end to end, every seed of `spec`, on its artifact store.
 
-    `profile` None is this machine's default ($CRYPTORL_PROFILE, else smoke): a deployment run takes its worker's.
-    `timesteps` overrides the profile's TQC training length; `policy` is what the audit judges (the trained
-    agent, or a baseline spec such as `constant:0.85`); `overrides` are `stage.key=value` settings; `seeds`
-    ("0", "0,1,2" or a list; default: the profile's seed) are the seeds trained, each its own cached run.
-    `promote_champion` False keeps the registry out of it (the study's runs are research, not candidates).
+    Args:
+        segment: the walk-forward segment number (`cryptorl segments` lists them with their dates)
+        spec: what to train and where: profile ("default" is the worker's $CRYPTORL_PROFILE), config
+            overrides, training steps, seeds, data file or URL, artifact store, clean
+        policy: what the audit judges: trained (the agent), or a baseline such as flat, buy_and_hold,
+            constant:0.85 or probe
+        promote_champion: let the best healthy seed replace the data source's champion if it clears the
+            promotion floor and beats it (a study's research runs pass false)
     """
-    overrides = {**(overrides or {}), **({"train.total_timesteps": str(timesteps)} if timesteps else {})}
-    config = with_overrides(get_profile(profile), overrides)
-    seed_list = seeds_of(seeds, config)
-    store = ArtifactStore(storage)
-    store.check_reachable()  # a dead store is one line now, not a failed task after the split and its retries
-    options = {"result_storage": result_storage_for(store), "refresh_cache": clean}
-    data_ref = stages.source_ref(data or str(DEFAULT_DATA_PATH))
+    config = spec.config  # the profile, resolved once for the whole run
+    store = spec.store()
+    if is_top_level_run():  # a parent flow (or the command line) has already asked
+        store.check_reachable()  # a dead store is one line now, not a failed task after the split and its retries
+    options = {"result_storage": result_storage_for(store), "refresh_cache": spec.clean}
+    data_ref = stages.source_ref(spec.data_source)
 
     split = split_segment.with_options(**options)(store.url, data_ref, segment, config.data, config.features,
                                                   config.wfo)
     provenance = stages.provenance(data_ref, config)
-    runs = [seed_run(store, options, split, config, seed, policy, provenance) for seed in seed_list]
+    runs = [seed_run(store, options, split, config, seed, policy, provenance) for seed in spec.trained_seeds]
     decision = None
     if promote_champion and policy == "trained":  # a baseline's audit is never a challenger
         decision = promote(store.url, [Challenger(data_ref, config, run.seed, split, run.regime, run.mae, run.tqc,
                                                   run.audit) for run in runs])
     return SegmentRun(segment, config.name, store.url, split, runs, decision)
+
+
+def is_top_level_run() -> bool:
+    """Whether this run must ask the store itself: not when it is a local subflow (its parent, in the same
+    command, asked already), but when it runs a deployment (its worker's store may not be its parent's)."""
+    return flow_run.parent_flow_run_id is None or deployment.id is not None
 
 
 def seed_run(store: ArtifactStore, options: dict, split: stages.SegmentArtifacts, config: Profile, seed: int,

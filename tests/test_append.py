@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import cryptorl.storage
-from cryptorl.cli import main
+from cli.main import main
 from cryptorl.config import DEFAULT_DATA_PATH
 from cryptorl.data import append_bars, load_ohlcv
 from cryptorl.errors import DataError, StorageError

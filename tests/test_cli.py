@@ -1,5 +1,6 @@
 """The CLI: one-line summaries on success; one line and exit code 2 on bad input, never a traceback."""
 
+import re
 import socket
 import subprocess
 import sys
@@ -8,12 +9,12 @@ import time
 import pandas as pd
 import pytest
 
-from cryptorl.cli import main
+from cli.main import main
 from cryptorl.config import DEFAULT_DATA_PATH
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cryptorl.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_data_validate_prints_one_summary_line(capsys):
@@ -93,6 +94,24 @@ def test_data_too_late_for_the_warm_up_fails_before_any_flow(command, late_data,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"cryptorl: error: {late_data}: segment 0 trains from 2018-01-01")
     assert "set wfo.first_train_start to 2018-01" in err[0]
+
+
+def test_segments_marks_a_segment_the_data_cannot_run(late_data, capsys):
+    """`segments` lists what `run` and `wfo` would accept, and says why it would refuse the others."""
+    assert main(["segments", "--profile", "cpu", "--data", late_data]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("segment 0: cannot run: segment 0 trains from 2018-01-01 00:00, but the features need")
+    assert lines[1].startswith("segment 1: train 2018-03-01 00:00")
+
+
+def test_segments_on_data_too_short_for_any_segment_is_one_line_and_exit_2(tmp_path, capsys):
+    path = tmp_path / "short.parquet"
+    pd.read_parquet(DEFAULT_DATA_PATH).iloc[:3000].to_parquet(path, index=False)
+    assert main(["segments", "--profile", "cpu", "--data", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert re.match(rf"cryptorl: error: {path}: no walk-forward segment fits its 3,\d{{3}} bars \(2017-08-17 .. "
+                    r"2017-12-2\d\) with wfo.train=12M, eval=2M, test=2M; add data", captured.err)
 
 
 def test_an_unreachable_store_fails_in_seconds_before_any_flow(no_segment_flow, monkeypatch, capsys):

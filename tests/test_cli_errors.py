@@ -26,7 +26,7 @@ def _cli_run(data: str, store: Path) -> subprocess.CompletedProcess:
 
     env = {**os.environ, "PREFECT_API_URL": get_current_settings().api.url, "OMP_NUM_THREADS": "1",
            "CRYPTORL_WORK_DIR": str(store.parent / "work")}  # a failed tqc stage leaves its work dir behind
-    return subprocess.run([sys.executable, "-m", "cryptorl.cli", "run", "--data", data, "--storage",
+    return subprocess.run([sys.executable, "-m", "cli.main", "run", "--data", data, "--storage",
                            f"file://{store}", *RUN_ARGS], env=env, capture_output=True, text=True, timeout=300)
 
 

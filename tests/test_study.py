@@ -8,10 +8,11 @@ import pytest
 
 from cryptorl.audit.report import policies_by_w_cost
 from cryptorl.audit.verdict import judge
-from cryptorl.cli import main
+from cli.main import main
 from cryptorl.errors import ConfigError
-from cryptorl.study import (StudyRun, check_grid, grid_from_cli, parse_seeds, parse_setting, render_text, study_row,
-                            study_runs, summarize_settings, to_csv)
+from cryptorl.config import get_profile, with_overrides
+from cryptorl.study import (StudyRun, check_grid, grid_from_cli, parse_setting, render_text, study_row, study_runs,
+                            summarize_settings, to_csv)
 
 W_COSTS = (0.0, 0.5, 1.0, 2.0)
 
@@ -43,23 +44,26 @@ def test_parse_setting(text, expected):
 def test_grid_file_and_settings_combine_and_values_become_text(tmp_path):
     grid_file = tmp_path / "grid.json"
     grid_file.write_text(json.dumps({"nodrop": {"train.top_quantiles_to_drop": 0},
-                                     "nosde": {"train.use_sde": False, "train.gamma": 0.9}}))
-    grid = check_grid(grid_from_cli(["baseline:"], str(grid_file)), "smoke", {"mae.max_epochs": "1"})
+                                     "nosde": {"train.use_sde": False, "train.gamma": 0.9},
+                                     "arch": {"train.net_arch": [32, 32]}}))
+    grid = check_grid(grid_from_cli(["baseline:"], str(grid_file)),
+                      with_overrides(get_profile("smoke"), {"mae.max_epochs": "1"}))
     assert grid == {"nodrop": {"train.top_quantiles_to_drop": "0"},
-                    "nosde": {"train.use_sde": "false", "train.gamma": "0.9"}, "baseline": {}}
+                    "nosde": {"train.use_sde": "false", "train.gamma": "0.9"}, "arch": {"train.net_arch": "32,32"},
+                    "baseline": {}}
 
 
 @pytest.mark.parametrize("settings, grid_json, message", [
     ([], None, "no settings: give at least one --setting NAME:STAGE.KEY=VALUE"),
     (["nodrop"], None, "setting 'nodrop' has no name: write NAME:"),
-    (["x:train.gamma"], None, r"setting 'x': 'train.gamma' is not STAGE.KEY=VALUE"),
+    (["x:train.gamma"], None, r"setting 'x': override 'train.gamma' is not STAGE.KEY=VALUE"),
     (["a b:"], None, r"setting name 'a b': use letters, digits"),
     (["x:train.gama=0.9"], None, r"setting 'x': unknown config key 'train.gama': train has"),
     (["x:train.gamma=1.5"], None, r"setting 'x': invalid config train.gamma=1.5: use a discount in \(0, 1\)"),
     (["x:", "x:train.gamma=0.9"], None, "'x' is given twice"),
     (["x:"], '{"x": {}}', "'x' is given twice"),
     ([], '{"x": {"train.gamma": 0.9, "train.gamma": 0.8}}', "'train.gamma' is given twice"),
-    ([], '{"x": {"train.net_arch": [64, 64]}}', r'train.net_arch=\[64, 64\]: write a string, number or boolean'),
+    ([], '{"x": {"train.net_arch": {"a": 64}}}', r"train.net_arch=\{'a': 64\}: write a string, number or boolean"),
     ([], '{"x": "train.gamma=0.9"}', 'setting \'x\': give its overrides as {"STAGE.KEY": VALUE}, not a str'),
     ([], '["x"]', "write a JSON object"),
     ([], '{"x": {', "is not JSON"),
@@ -70,24 +74,12 @@ def test_bad_settings_are_one_clear_error(settings, grid_json, message, tmp_path
         grid_file = tmp_path / "grid.json"
         grid_file.write_text(grid_json)
     with pytest.raises(ConfigError, match=message):
-        check_grid(grid_from_cli(settings, grid_file and str(grid_file)), "smoke")
+        check_grid(grid_from_cli(settings, grid_file and str(grid_file)), get_profile("smoke"))
 
 
 def test_missing_grid_file(tmp_path):
     with pytest.raises(ConfigError, match=r"grid .*absent.json not found: check the path or URL \(--grid\)"):
         grid_from_cli([], str(tmp_path / "absent.json"))
-
-
-@pytest.mark.parametrize("spec, expected", [("0", [0]), ("0,1", [0, 1]), (" 3, 1,3", [3, 1]), ([2, 0], [2, 0]),
-                                            (7, [7])])
-def test_parse_seeds(spec, expected):
-    assert parse_seeds(spec) == expected
-
-
-@pytest.mark.parametrize("spec", ["", "0-3", "a", "0,-1"])
-def test_bad_seeds(spec):
-    with pytest.raises(ConfigError, match="write comma-separated non-negative integers, e.g. 0,1,2"):
-        parse_seeds(spec)
 
 
 def test_runs_are_every_setting_seed_and_segment():

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from cryptorl.cli import main
+from cli.main import main
 from cryptorl.errors import ArtifactNotFoundError
 from cryptorl.storage import ArtifactStore
 from cryptorl.tensorboard_sync import sync_tensorboard, tensorboard_command, tensorboard_keys

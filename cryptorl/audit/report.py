@@ -34,6 +34,21 @@ def headline_rows(rows: list[dict]) -> list[dict]:
     return [row for row in rows if row["w_cost"] == w_costs[0]]
 
 
+def headline_sharpes(report: dict) -> tuple[float | None, float | None]:
+    """(the audited policy's, buy & hold's) net test Sharpe at the headline w_cost."""
+    rows = {row["policy"]: row for row in headline_rows(report["metrics"])}
+    return rows[report["policy"]].get("sharpe"), rows.get("buy_and_hold", {}).get("sharpe")
+
+
+def run_line(label: str, state: str, verdict: str | None, sharpe: float | None, buy_and_hold: float | None,
+             decision: str) -> str:
+    """One run in one line (`cryptorl wfo` and `study`): its verdict, its net test Sharpe at the real fee against
+    buy & hold's, and what promotion decided."""
+    judged = (f"{verdict.upper()}, net Sharpe {_fmt(sharpe)} vs buy & hold {_fmt(buy_and_hold)}" if verdict
+              else f"{state}, no audit report")
+    return f"{label}: {judged}; {decision}"
+
+
 def render_markdown(report: dict, images: dict[str, str] | None = None) -> str:
     """Verdict first, then the reasons, the probe and best_constant lines, the key numbers, the metrics at the
     headline w_cost, the plots and links.

@@ -18,7 +18,7 @@ import pandas as pd
 
 from cryptorl.audit.metrics import compute_metrics, sharpe_ratio
 from cryptorl.data.timeframe import HOURS_PER_YEAR
-from cryptorl.audit.report import HEADLINE_W_COST, headline_rows
+from cryptorl.audit.report import headline_rows
 from cryptorl.errors import DataError
 from cryptorl.evaluation.bootstrap import (CONFIDENCE, MEAN_BLOCK_BARS, N_RESAMPLES, Interval, bootstrap_sharpe,
                                            percentile_interval)

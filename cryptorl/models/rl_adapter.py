@@ -38,7 +38,7 @@ Embedded = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 # Config string -> summary of the FiLM-modulated window (B, W, d) -> (B, out_dim).
 HEADS: dict[str, type[nn.Module]] = {
-    "seed": FlattenSummary,
+    "flatten": FlattenSummary,
     "attention_pool": AttentionPoolSummary,
     "mean_pool": MeanPoolSummary,
 }
@@ -133,7 +133,7 @@ def build_encoder_cache(encoder: CryptoMAE, features: np.ndarray, context: np.nd
 class FoundationFeatureExtractor(BaseFeaturesExtractor):
     """SB3 features extractor: frozen CryptoMAE + FiLM(HMM context) + a head, see the module docstring."""
 
-    def __init__(self, observation_space: spaces.Dict, encoder: CryptoMAE, head: str = "seed",
+    def __init__(self, observation_space: spaces.Dict, encoder: CryptoMAE, head: str = "flatten",
                  features_dim: int = 512, n_technical: int = 50, n_context: int = 5,
                  state_passthrough: bool = False, current_bar: bool = False) -> None:
         # With state_passthrough, position and w_cost also bypass the projection: 2 more output features.

@@ -6,7 +6,7 @@ its work with the library, writes its outputs through `ArtifactStore` under a co
 exactly one of these each; nothing here knows about Prefect.
 """
 
-from cryptorl.config import Profile
+from cryptorl.config import TRAINING_STAGES, Profile
 from cryptorl.evaluation.trials import Provenance
 from cryptorl.hashing import code_version, fingerprint
 from cryptorl.storage import ArtifactRef
@@ -45,8 +45,7 @@ def configuration_fingerprint(profile: Profile) -> str:
     Not the seed (a configuration's seeds are its trials) and not the profile's name (display only).
     """
     modules = sorted({module for stage in (split, hmm, mae, tqc, audit) for module in stage.CODE_MODULES})
-    return fingerprint(profile.data, profile.features, profile.wfo, profile.regime, profile.mae, profile.env,
-                       profile.train, code_version(*modules))
+    return fingerprint(*(getattr(profile, stage) for stage in TRAINING_STAGES), code_version(*modules))
 
 
 def provenance(data: ArtifactRef, profile: Profile) -> Provenance:

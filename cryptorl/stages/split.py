@@ -16,10 +16,10 @@ import pandas as pd
 from cryptorl.config import OBSERVATION_WINDOW, DataConfig, FeatureConfig, WFOConfig
 from cryptorl.data import load_bars
 from cryptorl.errors import DataError
-from cryptorl.features import FEATURE_NAMES, WARMUP_BARS, RobustScaler, technical_features
+from cryptorl.features import FEATURE_NAMES, RobustScaler, technical_features
 from cryptorl.hashing import code_version, fingerprint, sha256_bytes
 from cryptorl.storage import ArtifactRef, ArtifactStore
-from cryptorl.wfo import SLICE_NAMES, Segment, get_segment
+from cryptorl.wfo import SLICE_NAMES, Segment, check_warmup, get_segment, span_start_bar
 
 CODE_MODULES = ("data", "features", "wfo.py", "stages/split.py")
 
@@ -66,7 +66,7 @@ def split_segment(store: ArtifactStore, data: ArtifactRef, segment: int, data_co
     ohlcv = load_bars(data.uri, data_config)
     spec = get_segment(ohlcv.index, wfo_config, segment)
     check_warmup(ohlcv.index, spec, data.uri)
-    span_start = _span_start(spec)
+    span_start = span_start_bar(spec)
 
     features = technical_features(ohlcv.iloc[: spec.test.stop])  # (T, 50); causal, so the cut is harmless
     scaler = RobustScaler.fit(features.iloc[spec.train.start: spec.train.stop], clip=feature_config.scaler_clip)
@@ -84,23 +84,6 @@ def load_segment(store: ArtifactStore, artifacts: SegmentArtifacts) -> SegmentDa
     meta = store.read_json(artifacts.meta)
     slices = {name: (int(meta["slices"][name]["start"]), int(meta["slices"][name]["stop"])) for name in SLICE_NAMES}
     return SegmentData(artifacts.segment, store.read_frame(artifacts.features), slices, meta)
-
-
-def check_warmup(index: pd.DatetimeIndex, spec: Segment, source: str) -> None:
-    """The first observation window must lie after the features' warm-up rows (which may be NaN).
-
-    Needs only the bars' index, so the CLI runs it for every planned segment before any flow starts.
-    """
-    if _span_start(spec) < WARMUP_BARS:
-        need = index[0] + (WARMUP_BARS + OBSERVATION_WINDOW) * (index[1] - index[0])
-        raise DataError(f"{source}: segment {spec.index} trains from {spec.train.first:%Y-%m-%d %H:%M}, but the "
-                        f"features need {WARMUP_BARS} warm-up bars plus a {OBSERVATION_WINDOW}-bar window before it; "
-                        f"set wfo.first_train_start to {need:%Y-%m-%d %H:%M} or later, or add earlier data")
-
-
-def _span_start(spec: Segment) -> int:
-    """Where the stored span starts: `window - 1` bars before the train start (a full first observation)."""
-    return spec.train.start - (OBSERVATION_WINDOW - 1)
 
 
 def _segment_meta(spec: Segment, span_start: int, scaler: RobustScaler, data: ArtifactRef) -> dict:

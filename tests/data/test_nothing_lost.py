@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptorl.cli import main
+from cli.main import main
 from cryptorl.config import DEFAULT_DATA_PATH
 from cryptorl.data import append_bars, load_ohlcv, load_ohlcv_with_report, resample_ohlcv
 from cryptorl.data.loader import BINANCE_KLINE_COLUMNS

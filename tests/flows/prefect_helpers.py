@@ -40,10 +40,11 @@ def flow_run_artifact(flow_run_id: UUID, key: str) -> Artifact:
 
 
 def first_flow_run_on(flow_name: str, storage: str) -> FlowRun:
-    """The earliest run of flow `flow_name` whose `storage` parameter is `storage` (each test module has its own)."""
+    """The earliest run of flow `flow_name` on the store `storage` (its run specification's, or its own `storage`
+    parameter; each test module has its own store)."""
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
                                      sort=FlowRunSort.START_TIME_ASC)
-    matching = [run for run in runs if run.parameters.get("storage") == storage]
+    matching = [run for run in runs if (run.parameters.get("spec") or run.parameters).get("storage") == storage]
     assert matching, f"no {flow_name} flow run on {storage}"
     return matching[0]

@@ -2,7 +2,7 @@
 
 import json
 
-from cryptorl.cli import main
+from cli.main import main
 
 
 def test_audit_of_a_constant_policy_prints_collapsed_and_writes_the_report(prefect_harness, tmp_path, capsys):

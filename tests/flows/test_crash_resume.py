@@ -32,7 +32,7 @@ def _cli_run(data: str, store: Path, work: Path) -> subprocess.Popen:
 
     env = {**os.environ, "PREFECT_API_URL": get_current_settings().api.url, "OMP_NUM_THREADS": "1",
            "CRYPTORL_WORK_DIR": str(work)}
-    return subprocess.Popen([sys.executable, "-m", "cryptorl.cli", "run", "--data", data, "--storage",
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "run", "--data", data, "--storage",
                              f"file://{store}", *RUN_ARGS], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 

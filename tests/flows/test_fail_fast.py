@@ -42,7 +42,7 @@ def test_each_flow_checks_the_store_before_any_task(name, prefect_harness, dead_
     """A run started from the UI has no CLI in front of it: the flow itself asks the store first."""
     flow, params = _flow(name)
     started = time.monotonic()
-    state = flow(storage=dead_s3, return_state=True, **params)
+    state = flow(spec={"storage": dead_s3}, return_state=True, **params)
     assert time.monotonic() - started < 20  # the store's retries after the split stage took ~100 s
     assert state.is_failed() and task_states(state.state_details.flow_run_id) == {}
     with pytest.raises(StorageError, match=r"artifact store s3://bucket/run is unreachable"):
@@ -59,7 +59,7 @@ def test_a_task_raised_error_is_one_console_line_and_a_traceback_in_the_run_logs
     store.mkdir()
     (store / "segments").write_text("a file where the segments directory belongs")
     env = {**os.environ, "PREFECT_API_URL": get_current_settings().api.url, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "cryptorl.cli", "run", "--data", data_2018, "--storage",
+    result = subprocess.run([sys.executable, "-m", "cli.main", "run", "--data", data_2018, "--storage",
                              f"file://{store}"], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr[-3000:]
     lines = result.stderr.strip().splitlines()
@@ -76,6 +76,6 @@ def _run_logs(storage: str) -> list[str]:
 
     with get_client(sync_client=True) as client:
         runs = [run for run in client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["wfo-segment"])))
-                if run.parameters.get("storage") == storage]
+                if run.parameters["spec"]["storage"] == storage]
         assert len(runs) == 1 and runs[0].state.is_failed()
         return [log.message for log in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[runs[0].id])))]

@@ -8,9 +8,7 @@ import re
 
 import pytest
 
-from cryptorl.errors import ConfigError
 from cryptorl.storage import ArtifactStore, read_url
-from flows.full_wfo import select_segments
 from tests.flows.prefect_helpers import flow_run_artifact, subflow_runs, task_states
 
 pytestmark = pytest.mark.timeout(600)  # its first test waits for 2 segments x 2 seeds in a process pool
@@ -23,6 +21,7 @@ SEEDS = "0,1"
 
 @pytest.fixture(scope="module")
 def run_params(data_2018, tmp_path_factory) -> dict:
+    """The run specification's fields (the flows take them as `spec`)."""
     return {"profile": "smoke", "timesteps": TIMESTEPS, "data": data_2018, "overrides": OVERRIDES,
             "storage": f"file://{tmp_path_factory.mktemp('store')}"}
 
@@ -31,7 +30,7 @@ def run_params(data_2018, tmp_path_factory) -> dict:
 def full_run(prefect_harness, run_params):
     from flows.full_wfo import full_wfo
 
-    state = full_wfo(segments="all", seeds=SEEDS, **run_params, return_state=True)
+    state = full_wfo(segments="all", spec={**run_params, "seeds": SEEDS}, return_state=True)
     return state.state_details.flow_run_id, state.result()
 
 
@@ -105,7 +104,7 @@ def test_every_audit_stores_its_series_and_records_one_trial(full_run, run_param
 def test_retrain_latest_picks_the_newest_segment_and_hits_the_cache(full_run, run_params):
     from flows.retrain import retrain_latest
 
-    state = retrain_latest(**run_params, return_state=True)
+    state = retrain_latest(spec=run_params, return_state=True)
     assert state.result().segment == 1
     assert task_states(state.state_details.flow_run_id)["plan_segments"] == "Completed"  # reads the data again
     [segment_run] = subflow_runs(state.state_details.flow_run_id)
@@ -114,26 +113,8 @@ def test_retrain_latest_picks_the_newest_segment_and_hits_the_cache(full_run, ru
     assert len(ArtifactStore(run_params["storage"]).list("trials/btc-to-2018-10")) == 4  # a cached audit: no new trial
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ("all", [0, 1, 2, 3]), ("latest", [3]), ("2", [2]), ("0-2", [0, 1, 2]), ("3,0-1", [0, 1, 3]), ([3, 1], [1, 3]),
-])
-def test_select_segments(spec, expected):
-    assert select_segments(spec, available=4) == expected
-
-
-@pytest.mark.parametrize("spec, available, message", [
-    ("0-9", 4, r"segment 4 does not exist \(the data holds 0..3\)"),
-    ("3-1", 4, "cannot read '3-1'"),
-    ("first", 4, "write e.g. all, latest, 3, 0-3 or 0,2,5"),
-    ("all", 0, "the data holds no complete segment"),
-])
-def test_select_segments_refuses_bad_specs(spec, available, message):
-    with pytest.raises(ConfigError, match=message):
-        select_segments(spec, available)
-
-
 def test_cli_wfo_refuses_unknown_segments_before_any_flow_runs(capsys):
-    from cryptorl.cli import main
+    from cli.main import main
 
     assert main(["wfo", "--segments", "2-99"]) == 2
     err = capsys.readouterr().err.strip()

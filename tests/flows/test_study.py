@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from cryptorl.cli import main
+from cli.main import main
 from cryptorl.storage import ArtifactStore, read_url
 from tests.flows.prefect_helpers import (first_flow_run_on, flow_run_artifact, subflow_runs,
                                          task_states)
@@ -69,6 +69,9 @@ def test_cli_prints_the_summary_and_the_csv_uris(cli_run):
     code, out, storage = cli_run
     assert code == 0
     assert "2 runs (2 settings x 1 seeds x 1 segments) done in" in out
+    for setting in SETTINGS:  # one line per run: verdict, net Sharpe against buy & hold, promotion
+        [line] = [line for line in out.splitlines() if line.startswith(f"{setting} seed 1 segment 0: ")]
+        assert " vs buy & hold " in line and line.endswith("; not a promotion candidate (a study run)")
     assert any(line.startswith("setting") and "healthy_fraction" in line for line in out.splitlines())
     table, summary = printed_uri(out, "table"), printed_uri(out, "summary")
     assert table.startswith(f"{storage}/study/") and table.endswith("/table.csv")
@@ -115,8 +118,8 @@ def test_summary_has_one_row_per_setting_in_the_csv_and_as_artifacts(cli_run, st
 def test_each_run_gets_its_seed_and_its_settings_overrides(study_run_id):
     runs = {run.name: run.parameters for run in subflow_runs(study_run_id)}
     assert set(runs) == {"base-seed-1-segment-0", "gamma-seed-1-segment-0"}
-    assert runs["base-seed-1-segment-0"]["seeds"] == runs["gamma-seed-1-segment-0"]["seeds"] == [1]
-    assert runs["gamma-seed-1-segment-0"]["overrides"] == {**OVERRIDES, "train.gamma": "0.9"}
+    assert runs["base-seed-1-segment-0"]["spec"]["seeds"] == runs["gamma-seed-1-segment-0"]["spec"]["seeds"] == [1]
+    assert runs["gamma-seed-1-segment-0"]["spec"]["overrides"] == {**OVERRIDES, "train.gamma": "0.9"}
 
 
 def test_study_runs_never_touch_the_champion_registry(cli_run, study_run_id):
@@ -129,8 +132,9 @@ def test_study_runs_never_touch_the_champion_registry(cli_run, study_run_id):
 def test_rerun_of_the_same_study_is_all_cache_hits(cli_run, sequential_study, data_2018):
     _, out, storage = cli_run
     first_table = read_url(printed_uri(out, "table"))
-    state = sequential_study(settings=SETTINGS, seeds="1", segments="0", timesteps=256, data=data_2018,
-                             storage=storage, overrides=OVERRIDES, return_state=True)
+    spec = {"seeds": "1", "timesteps": 256, "data": data_2018, "storage": storage, "overrides": OVERRIDES,
+            "profile": "smoke"}
+    state = sequential_study(settings=SETTINGS, segments="0", spec=spec, return_state=True)
     result = state.result()
     for run in subflow_runs(state.state_details.flow_run_id):
         states = task_states(run.id)

@@ -27,12 +27,13 @@ def run_segment(prefect_harness, tmp_path_factory):
 
     storage = f"file://{tmp_path_factory.mktemp('store')}"
 
-    def run(**kwargs):
-        kwargs.setdefault("timesteps", TIMESTEPS)
-        state = wfo_segment(segment=0, profile="smoke", storage=storage, return_state=True, **kwargs)
+    def run(policy: str = "trained", **spec):
+        """The flow with the run specification `spec` (smoke, TIMESTEPS, the module's store, unless given)."""
+        spec = {"profile": "smoke", "storage": storage, "timesteps": TIMESTEPS, **spec}
+        state = wfo_segment(segment=0, spec=spec, policy=policy, return_state=True)
         states = task_states(state.state_details.flow_run_id)
         assert states.pop("publish_audit") == "Completed"  # the UI gets the audit on every run, cached or not
-        promoted = kwargs.get("policy", "trained") == "trained"  # a baseline's audit is never a challenger
+        promoted = policy == "trained"  # a baseline's audit is never a challenger
         assert states.pop("promote", None) == ("Completed" if promoted else None)  # never cached: the champion moves
         return state.result(), states, state.state_details.flow_run_id
 

@@ -11,7 +11,7 @@ from tests.flows.prefect_helpers import flow_run_artifact, task_states
 
 pytestmark = pytest.mark.integration
 
-PARAMETERS = {"profile": "smoke", "timesteps": 256, "overrides": {"mae.max_epochs": "1"}}
+SPEC = {"profile": "smoke", "timesteps": 256, "overrides": {"mae.max_epochs": "1"}}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def full_run(two_workers, timings):
     from flows.full_wfo import full_wfo
 
     started = time.monotonic()
-    state = full_wfo(segments="0-1", via_deployments=True, **PARAMETERS, return_state=True)
+    state = full_wfo(segments="0-1", via_deployments=True, spec=SPEC, return_state=True)
     timings["full-wfo, 2 segments on 2 workers"] = time.monotonic() - started
     return state.state_details.flow_run_id, state.result()
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 SEGMENT_DEPLOYMENT = "wfo-segment/wfo-segment"
 # Smoke scale: the orchestration is under test, not learning.
-PARAMETERS = {"segment": 0, "profile": "smoke", "timesteps": 256, "overrides": {"mae.max_epochs": "1"}}
+PARAMETERS = {"segment": 0, "spec": {"profile": "smoke", "timesteps": 256, "overrides": {"mae.max_epochs": "1"}}}
 STAGES = ("split_segment", "fit_hmm", "pretrain_mae", "train_tqc", "audit")
 
 

@@ -7,10 +7,11 @@ import dataclasses
 import pytest
 import torch
 
+from cryptorl.config import PROFILES
 from cryptorl.errors import CheckpointError, ModelDimensionsError
 from cryptorl.models import CryptoMAE, MAEConfig, load_mae, load_mae_checkpoint, save_mae
 
-SMOKE = MAEConfig.smoke()
+SMOKE = PROFILES["smoke"].mae
 
 
 @pytest.fixture()

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from cryptorl.config import PROFILES
 from cryptorl.errors import ConfigError, DataError
 from cryptorl.models.foundation import (CryptoMAE, MAEConfig, gather_windows, masked_mse, random_bar_mask,
                                         valid_window_ends)
 
-SMOKE = MAEConfig.smoke()
+SMOKE = PROFILES["smoke"].mae
 
 
 @pytest.mark.parametrize("overrides, key", [
@@ -31,7 +32,7 @@ def test_validate_names_the_key_and_the_fix(overrides, key):
 
 
 def test_profiles_are_valid_and_defaults_are_the_seed():
-    for config in (MAEConfig(), MAEConfig.smoke(), MAEConfig.cpu()):
+    for config in (MAEConfig(), PROFILES["smoke"].mae, PROFILES["cpu"].mae):
         assert config.validate() is config
     seed = MAEConfig()
     assert (seed.d_model, seed.n_heads, seed.n_layers, seed.dim_feedforward, seed.window, seed.input_dim,

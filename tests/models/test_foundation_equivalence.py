@@ -12,12 +12,13 @@ import dataclasses
 import torch
 from torch import nn
 
+from cryptorl.config import PROFILES
 from cryptorl.models import MAEConfig, load_mae_checkpoint, save_mae
 from cryptorl.models.foundation import CryptoMAE, EncoderLayer, random_bar_mask
 from cryptorl.models.pretrain import make_optimizer, train_step
 
 # Two layers exercise the encoder's copies; a small batch keeps each step a few milliseconds.
-CONFIG = dataclasses.replace(MAEConfig.smoke(), n_layers=2, batch_size=16)
+CONFIG = dataclasses.replace(PROFILES["smoke"].mae, n_layers=2, batch_size=16)
 # The same arithmetic in float64 agrees to float64 rounding (measured: ~1e-15 relative); float32 results sit
 # within float32 rounding of the float64 ones, measured below 1e-6 of each tensor's largest magnitude on the
 # AVX2, default-capability, 1- and 2-thread kernels: bounds 100x above what any machine's kernels move.

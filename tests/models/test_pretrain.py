@@ -10,12 +10,13 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import cryptorl.models.pretrain as pretrain_module
+from cryptorl.config import PROFILES
 from cryptorl.errors import DataError
-from cryptorl.models import MAEConfig, pretrain_mae
+from cryptorl.models import pretrain_mae
 from cryptorl.models.foundation import gather_windows, random_bar_mask, valid_window_ends
 from cryptorl.models.pretrain import evaluate
 
-SMOKE = MAEConfig.smoke()
+SMOKE = PROFILES["smoke"].mae
 QUICK = dataclasses.replace(SMOKE, max_epochs=2, steps_per_epoch=5)
 
 

@@ -9,11 +9,11 @@ import torch
 from gymnasium import spaces
 from sb3_contrib import TQC
 
+from cryptorl.config import PROFILES
 from cryptorl.errors import ConfigError, DataError
-from cryptorl.models import (HEADS, CryptoMAE, FiLMLayer, FoundationFeatureExtractor, MAEConfig,
-                             attach_encoder_cache, build_encoder_cache)
+from cryptorl.models import (HEADS, CryptoMAE, FiLMLayer, FoundationFeatureExtractor, attach_encoder_cache, build_encoder_cache)
 
-SMOKE = MAEConfig.smoke()
+SMOKE = PROFILES["smoke"].mae
 D = SMOKE.d_model
 SCALARS = {"position": spaces.Box(-1, 1, (1,), np.float32), "w_cost": spaces.Box(0, 10, (1,), np.float32)}
 MARKET_SPACE = spaces.Dict({"market": spaces.Box(-np.inf, np.inf, (64, 55), np.float32), **SCALARS})
@@ -61,14 +61,14 @@ def test_every_head_gives_features_dim(encoder, segment, head):
 
 
 def test_seed_head_projects_every_embedding_plus_position_and_w_cost(encoder):
-    extractor = FoundationFeatureExtractor(MARKET_SPACE, encoder)  # head="seed", features_dim=512
+    extractor = FoundationFeatureExtractor(MARKET_SPACE, encoder)  # head="flatten", features_dim=512
     linear, norm, activation = extractor.project
     assert (linear.in_features, linear.out_features) == (64 * D + 2, 512)
     assert isinstance(norm, torch.nn.LayerNorm) and isinstance(activation, torch.nn.LeakyReLU)
 
 
 def test_unknown_head_is_a_config_error(encoder):
-    with pytest.raises(ConfigError, match=r"unknown feature-extractor head 'lstm': use one of seed, attention_pool"):
+    with pytest.raises(ConfigError, match=r"unknown feature-extractor head 'lstm': use one of flatten, attention_pool"):
         FoundationFeatureExtractor(MARKET_SPACE, encoder, head="lstm")
 
 

@@ -122,4 +122,3 @@ def s3_store(moto_endpoint):
 
     boto3.client("s3").create_bucket(Bucket="registry")
     return "s3://registry/store"
-    s3fs.S3FileSystem.clear_instance_cache()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cryptorl import registry
-from cryptorl.cli import main
+from cli.main import main
 from cryptorl.config import SignalConfig
 from cryptorl.errors import ArtifactNotFoundError, CryptoRLError, DataError, ModelDimensionsError
 from cryptorl.live import compute_signal

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cryptorl import registry
-from cryptorl.cli import main
+from cli.main import main
 from cryptorl.promotion import promote
 from cryptorl.storage import ArtifactStore
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from cryptorl import registry
-from cryptorl.cli import main
+from cli.main import main
 from cryptorl.config import with_overrides
 from cryptorl.errors import ArtifactNotFoundError, ConfigError
 from cryptorl.live import compute_signal, floor_sharpes

@@ -2,7 +2,6 @@
 
 import dataclasses
 
-import numpy as np
 import pytest
 
 from cryptorl.audit import backtest, backtest_many, make_policy, metrics_table

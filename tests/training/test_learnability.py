@@ -35,7 +35,7 @@ def smoke_runs(tmp_path_factory) -> list[LearnabilityResult]:
     """The shipped smoke profile end to end, once per seed: MAE pretraining, TQC from the encoder cache with the
     seed head, the compact replay, the callbacks, then the audit's own backtest, diagnostics and rules."""
     profile = get_profile("smoke")
-    assert profile.train.use_encoder_cache and profile.train.head == "seed"
+    assert profile.train.use_encoder_cache and profile.train.head == "flatten"
     profile = dataclasses.replace(profile, train=dataclasses.replace(profile.train, device="cpu"))
     return [run_learnability(dataclasses.replace(profile, seed=seed), dataclasses.replace(LEARNABILITY_MARKET, seed=seed),
                              tmp_path_factory.mktemp(f"seed-{seed}")) for seed in LEARNING_SEEDS]
