@@ -26,8 +26,12 @@ demo: $(STAMP)
 
 # Two pytest-xdist workers, one module each at a time (module-scoped fixtures are built once); torch runs one
 # thread per worker. TEST_WORKERS=0 runs the suite in one process.
+# The linter, the format check and the type checker come first ([tool.ruff], [tool.mypy] in pyproject.toml).
 TEST_WORKERS ?= 2
 test: $(STAMP)
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # A local Prefect server (SQLite, 127.0.0.1:$(UI_PORT)), the `gpu` pool, the deployments of prefect.yaml and

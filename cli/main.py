@@ -7,8 +7,8 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -90,8 +90,14 @@ def _add_flow_args(parser: argparse.ArgumentParser) -> None:
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="default", help=_described("profile"))
     parser.add_argument("--data", default=None, help=_described("data"))
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="STAGE.KEY=VALUE",
-                        help="override one config value, e.g. --set regime.n_iter=100 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="STAGE.KEY=VALUE",
+        help="override one config value, e.g. --set regime.n_iter=100 (repeatable)",
+    )
 
 
 def _add_storage_arg(parser: argparse.ArgumentParser) -> None:
@@ -106,8 +112,10 @@ def _described(field: str) -> str:
 def _store_url(text: str) -> str:
     """An explicit --storage must name a store: an empty one is a mistake, never "the default"."""
     if not text.strip():
-        raise argparse.ArgumentTypeError("the artifact store URL is empty; use file://PATH, s3://BUCKET/PREFIX or "
-                                         "memory://PATH (leave --storage out for $CRYPTORL_STORAGE or ./artifacts)")
+        raise argparse.ArgumentTypeError(
+            "the artifact store URL is empty; use file://PATH, s3://BUCKET/PREFIX or "
+            "memory://PATH (leave --storage out for $CRYPTORL_STORAGE or ./artifacts)"
+        )
     return text
 
 
@@ -150,10 +158,12 @@ def _cmd_segments(args: argparse.Namespace) -> int:
     ohlcv = load_bars(spec.data_source, spec.config.data)
     segments = make_segments(ohlcv.index, spec.config.wfo)
     if not segments:
-        raise ConfigError(f"{spec.data_source}: no walk-forward segment fits its {len(ohlcv):,} bars "
-                          f"({ohlcv.index[0]:%Y-%m-%d} .. {ohlcv.index[-1]:%Y-%m-%d}) with wfo.train="
-                          f"{spec.config.wfo.train}, eval={spec.config.wfo.eval}, test={spec.config.wfo.test}; "
-                          "add data or shorten them (--set wfo.train=...)")
+        raise ConfigError(
+            f"{spec.data_source}: no walk-forward segment fits its {len(ohlcv):,} bars "
+            f"({ohlcv.index[0]:%Y-%m-%d} .. {ohlcv.index[-1]:%Y-%m-%d}) with wfo.train="
+            f"{spec.config.wfo.train}, eval={spec.config.wfo.eval}, test={spec.config.wfo.test}; "
+            "add data or shorten them (--set wfo.train=...)"
+        )
     for segment in segments:
         shortfall = warmup_shortfall(ohlcv.index, segment)
         print(segment.describe() if shortfall is None else f"segment {segment.index}: cannot run: {shortfall}")
@@ -161,14 +171,19 @@ def _cmd_segments(args: argparse.Namespace) -> int:
 
 
 def _add_orchestration_commands(commands: argparse._SubParsersAction, data: argparse._SubParsersAction) -> None:
-    what = ("add the bars after a dataset's last one (atomic rewrite under a lock, every column, the file's format "
-            "and mode kept; bars older than its last one are refused unless they are already in it, identical)")
+    what = (
+        "add the bars after a dataset's last one (atomic rewrite under a lock, every column, the file's format "
+        "and mode kept; bars older than its last one are refused unless they are already in it, identical)"
+    )
     append = data.add_parser("append", help=what, description=what)
     append.add_argument("new", help="file or URL holding the new bars (parquet/CSV/JSON)")
     append.add_argument("--into", required=True, metavar="DATASET", help="dataset to grow (parquet/CSV, path or URL)")
-    append.add_argument("--new-columns", action="store_true",
-                        help="keep columns the new bars have and the dataset lacks (its older rows get blanks); "
-                             "without it such columns are refused")
+    append.add_argument(
+        "--new-columns",
+        action="store_true",
+        help="keep columns the new bars have and the dataset lacks (its older rows get blanks); "
+        "without it such columns are refused",
+    )
     _add_bar_args(append, "longest outage the merged dataset may hold (bars, default 48)")
     _set_handler(append, _cmd_data_append)
 
@@ -176,26 +191,45 @@ def _add_orchestration_commands(commands: argparse._SubParsersAction, data: argp
     wfo.add_argument("--segments", default="all", help=f"{SEGMENTS_SYNTAX} (default: all)")
     _add_flow_args(wfo)
     _add_seeds_arg(wfo)
-    wfo.add_argument("--via-deployments", action="store_true",
-                     help="submit each segment to the `wfo-segment` deployment (workers of the `gpu` pool)")
+    wfo.add_argument(
+        "--via-deployments",
+        action="store_true",
+        help="submit each segment to the `wfo-segment` deployment (workers of the `gpu` pool)",
+    )
     _set_handler(wfo, cmd_wfo)
 
-    study = commands.add_parser("study", help="settings x seeds x segments (cached segment runs), one table",
-                                description="Run every setting x seed x segment as a cached segment run; write one "
-                                "row per run and one per setting (Prefect artifacts study-table and study-summary, "
-                                "study/<fingerprint>/{table,summary}.csv in the store). Example: --setting baseline: "
-                                "--setting nodrop:train.top_quantiles_to_drop=0 --setting "
-                                "ent:train.ent_coef=auto_0.01,train.gamma=0.9 --seeds 0,1 --segments 0-5. --setting "
-                                "and --grid combine; --set applies to every setting (a setting's own value wins).")
-    study.add_argument("--setting", dest="settings", action="append", default=[], metavar="NAME:OVERRIDES",
-                       help=f"one setting (repeatable): {SETTING_SYNTAX}; a value may hold commas (net_arch=64,64)")
-    study.add_argument("--grid", default=None, metavar="FILE.json",
-                       help='settings as a JSON object {"NAME": {"STAGE.KEY": VALUE, ...}, ...} (path or URL)')
+    study = commands.add_parser(
+        "study",
+        help="settings x seeds x segments (cached segment runs), one table",
+        description="Run every setting x seed x segment as a cached segment run; write one "
+        "row per run and one per setting (Prefect artifacts study-table and study-summary, "
+        "study/<fingerprint>/{table,summary}.csv in the store). Example: --setting baseline: "
+        "--setting nodrop:train.top_quantiles_to_drop=0 --setting "
+        "ent:train.ent_coef=auto_0.01,train.gamma=0.9 --seeds 0,1 --segments 0-5. --setting "
+        "and --grid combine; --set applies to every setting (a setting's own value wins).",
+    )
+    study.add_argument(
+        "--setting",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME:OVERRIDES",
+        help=f"one setting (repeatable): {SETTING_SYNTAX}; a value may hold commas (net_arch=64,64)",
+    )
+    study.add_argument(
+        "--grid",
+        default=None,
+        metavar="FILE.json",
+        help='settings as a JSON object {"NAME": {"STAGE.KEY": VALUE, ...}, ...} (path or URL)',
+    )
     _add_seeds_arg(study, default="0")
     study.add_argument("--segments", default="all", help=f"{SEGMENTS_SYNTAX} (default: all)")
     _add_flow_args(study)
-    study.add_argument("--via-deployments", action="store_true",
-                       help="submit each run to the `wfo-segment` deployment (workers of the `gpu` pool)")
+    study.add_argument(
+        "--via-deployments",
+        action="store_true",
+        help="submit each run to the `wfo-segment` deployment (workers of the `gpu` pool)",
+    )
     _set_handler(study, cmd_study)
 
     tensorboard = commands.add_parser("tensorboard", help="sync TensorBoard logs from the store and start TensorBoard")
@@ -208,8 +242,11 @@ def _add_orchestration_commands(commands: argparse._SubParsersAction, data: argp
 
 
 def _cmd_data_append(args: argparse.Namespace) -> int:
-    print(append_bars(args.new, args.into, bar=args.bar, max_gap_fill_bars=args.max_gap_fill_bars,
-                      new_columns=args.new_columns).summary())
+    print(
+        append_bars(
+            args.new, args.into, bar=args.bar, max_gap_fill_bars=args.max_gap_fill_bars, new_columns=args.new_columns
+        ).summary()
+    )
     return 0
 
 
@@ -227,37 +264,56 @@ def _cmd_tensorboard(args: argparse.Namespace) -> int:
 
 # -- the live model: the champion and the position to hold now ---------------------------------------------
 
+
 def _add_live_commands(commands: argparse._SubParsersAction) -> None:
     champion = commands.add_parser("champion", help="show the live model of a data source, its history and decisions")
     _add_registry_args(champion)
-    champion.add_argument("--decisions", type=_positive_int, default=10, metavar="N",
-                          help="recent decisions shown (default 10)")
+    champion.add_argument(
+        "--decisions", type=_positive_int, default=10, metavar="N", help="recent decisions shown (default 10)"
+    )
     _set_handler(champion, _cmd_champion)
 
-    signal = commands.add_parser("signal", help="the champion's target position on the newest complete bar",
-                                 description="Load the champion of the data source, compute the causal features and "
-                                 "the HMM forward filter up to the newest complete bar, and print that bar, the "
-                                 "target position in [-1, 1] at w_cost 1, the regime probabilities and the "
-                                 "champion's identity and age.")
+    signal = commands.add_parser(
+        "signal",
+        help="the champion's target position on the newest complete bar",
+        description="Load the champion of the data source, compute the causal features and "
+        "the HMM forward filter up to the newest complete bar, and print that bar, the "
+        "target position in [-1, 1] at w_cost 1, the regime probabilities and the "
+        "champion's identity and age.",
+    )
     _add_registry_args(signal)
     signal.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    signal.add_argument("--max-staleness", type=float, default=SignalConfig().max_staleness_hours, metavar="HOURS",
-                        help="refuse a newest complete bar that closed longer ago than this (default "
-                             f"{SignalConfig().max_staleness_hours:g}; inf for a historical file)")
-    signal.add_argument("--position", type=float, default=None, metavar="X",
-                        help="the position you hold now, in [-1, 1] (default: the champion's own simulated path)")
+    signal.add_argument(
+        "--max-staleness",
+        type=float,
+        default=SignalConfig().max_staleness_hours,
+        metavar="HOURS",
+        help="refuse a newest complete bar that closed longer ago than this (default "
+        f"{SignalConfig().max_staleness_hours:g}; inf for a historical file)",
+    )
+    signal.add_argument(
+        "--position",
+        type=float,
+        default=None,
+        metavar="X",
+        help="the position you hold now, in [-1, 1] (default: the champion's own simulated path)",
+    )
     _set_handler(signal, _cmd_signal)
 
 
 def _add_registry_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default=str(DEFAULT_DATA_PATH),
-                        help="OHLCV file or URL; its name selects the registry (default: bundled BTC/USDT 1h)")
+    parser.add_argument(
+        "--data",
+        default=str(DEFAULT_DATA_PATH),
+        help="OHLCV file or URL; its name selects the registry (default: bundled BTC/USDT 1h)",
+    )
     parser.add_argument("--storage", default=None, help="artifact store URL (default $CRYPTORL_STORAGE or ./artifacts)")
 
 
 def _cmd_champion(args: argparse.Namespace) -> int:
-    lines = champion_lines(ArtifactStore(args.storage), dataset_name(args.data), pd.Timestamp.now(tz="UTC"),
-                           args.decisions)
+    lines = champion_lines(
+        ArtifactStore(args.storage), dataset_name(args.data), pd.Timestamp.now(tz="UTC"), args.decisions
+    )
     print("\n".join(lines))
     return 0
 
@@ -265,8 +321,12 @@ def _cmd_champion(args: argparse.Namespace) -> int:
 def _cmd_signal(args: argparse.Namespace) -> int:
     from cryptorl.live import compute_signal, signal_lines  # torch and SB3: only this command needs them
 
-    signal = compute_signal(ArtifactStore(args.storage), args.data, held=args.position,
-                            config=SignalConfig(max_staleness_hours=args.max_staleness))
+    signal = compute_signal(
+        ArtifactStore(args.storage),
+        args.data,
+        held=args.position,
+        config=SignalConfig(max_staleness_hours=args.max_staleness),
+    )
     print(json.dumps(signal.to_json(), indent=2) if args.json else "\n".join(signal_lines(signal)))
     return 0
 

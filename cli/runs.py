@@ -24,15 +24,23 @@ from cryptorl.wfo import Segment, check_warmup, get_segment, make_segments
 
 def spec_from(args: argparse.Namespace) -> RunSpec:
     """The run specification of the command's flags, checked (profile, overrides, seeds, timesteps)."""
-    return RunSpec.parse(profile=args.profile, overrides=args.overrides, timesteps=getattr(args, "timesteps", None),
-                         seeds=getattr(args, "seeds", None), data=args.data, storage=getattr(args, "storage", None),
-                         clean=getattr(args, "clean", False))
+    return RunSpec.parse(
+        profile=args.profile,
+        overrides=args.overrides,
+        timesteps=getattr(args, "timesteps", None),
+        seeds=getattr(args, "seeds", None),
+        data=args.data,
+        storage=getattr(args, "storage", None),
+        clean=getattr(args, "clean", False),
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     spec, result, seconds = _run_segment(args, policy="trained")
-    print(f"segment {result.segment} ({result.profile}) done in {seconds:.1f} s; "
-          f"artifacts in {result.store_url}/segments/{result.segment}/")
+    print(
+        f"segment {result.segment} ({result.profile}) done in {seconds:.1f} s; "
+        f"artifacts in {result.store_url}/segments/{result.segment}/"
+    )
     _print_artifacts("split", result.split)
     for run in result.seeds:
         print(f"seed {run.seed}:")
@@ -119,12 +127,15 @@ def cmd_wfo(args: argparse.Namespace) -> int:
     decided = _decisions_since(spec, at)
     for outcome in outcomes:
         decision = decided.get(outcome.segment, "no promotion decision logged")
-        for report, _ in read_audit_reports(outcome) or [({}, None)]:
+        reports: list[dict[str, Any]] = [report for report, _ in read_audit_reports(outcome)] or [{}]
+        for report in reports:
             label = f"segment {outcome.segment}" + (f" seed {report['seed']}" if report else "")
             sharpes = headline_sharpes(report) if report else (None, None)
             print(run_line(label, outcome.state, report.get("verdict"), *sharpes, decision))
-    print(f"{len(outcomes)} segments done in {time.perf_counter() - started:.1f} s; "
-          "summary: Prefect artifact 'wfo-summary'")
+    print(
+        f"{len(outcomes)} segments done in {time.perf_counter() - started:.1f} s; "
+        "summary: Prefect artifact 'wfo-summary'"
+    )
     return 0
 
 
@@ -146,13 +157,22 @@ def cmd_study(args: argparse.Namespace) -> int:
     from flows.study import study  # Prefect is imported only when a flow runs
 
     started = time.perf_counter()
-    result = study(settings=grid, segments=",".join(map(str, numbers)), spec=spec,
-                   via_deployments=args.via_deployments)
-    print(f"{len(result.rows)} runs ({len(grid)} settings x {len(spec.trained_seeds)} seeds x {len(numbers)} "
-          f"segments) done in {time.perf_counter() - started:.1f} s")
+    result = study(settings=grid, segments=",".join(map(str, numbers)), spec=spec, via_deployments=args.via_deployments)
+    print(
+        f"{len(result.rows)} runs ({len(grid)} settings x {len(spec.trained_seeds)} seeds x {len(numbers)} "
+        f"segments) done in {time.perf_counter() - started:.1f} s"
+    )
     for row in result.rows:
-        print(run_line(f"{row['setting']} seed {row['seed']} segment {row['segment']}", row["state"], row["verdict"],
-                       row["sharpe_trained"], row["sharpe_buy_and_hold"], "not a promotion candidate (a study run)"))
+        print(
+            run_line(
+                f"{row['setting']} seed {row['seed']} segment {row['segment']}",
+                row["state"],
+                row["verdict"],
+                row["sharpe_trained"],
+                row["sharpe_buy_and_hold"],
+                "not a promotion candidate (a study run)",
+            )
+        )
     print(render_text(result.summary))
     print(f"table: {result.table_csv.uri}  (Prefect artifact 'study-table')")
     print(f"summary: {result.summary_csv.uri}  (Prefect artifact 'study-summary')")

@@ -13,9 +13,10 @@ import re
 import types
 import typing
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -42,12 +43,20 @@ class DataConfig:
     timeframe: str = "1h"
 
     def validate(self) -> None:
-        _require(self.max_gap_fill_bars >= 0, "data.max_gap_fill_bars", self.max_gap_fill_bars,
-                 "use 0 to refuse every gap, or a positive number of bars")
+        _require(
+            self.max_gap_fill_bars >= 0,
+            "data.max_gap_fill_bars",
+            self.max_gap_fill_bars,
+            "use 0 to refuse every gap, or a positive number of bars",
+        )
         bar, timeframe = _duration(self.bar), _duration(self.timeframe)
         _require(bar is not None, "data.bar", self.bar, "use a positive fixed duration such as '1h' or '15min'")
-        _require(timeframe is not None and bar is not None and timeframe >= bar and (timeframe / bar).is_integer(),
-                 "data.timeframe", self.timeframe, f"use a whole multiple of data.bar={self.bar!r}, e.g. '4h' or '1D'")
+        _require(
+            timeframe is not None and bar is not None and timeframe >= bar and (timeframe / bar).is_integer(),
+            "data.timeframe",
+            self.timeframe,
+            f"use a whole multiple of data.bar={self.bar!r}, e.g. '4h' or '1D'",
+        )
 
 
 @dataclass(frozen=True)
@@ -75,13 +84,25 @@ class WFOConfig:
     purge_bars: int = OBSERVATION_WINDOW
 
     def validate(self) -> None:
-        _require(_timestamp(self.first_train_start) is not None, "wfo.first_train_start", self.first_train_start,
-                 "use a date such as '2018-01-01'")
+        _require(
+            _timestamp(self.first_train_start) is not None,
+            "wfo.first_train_start",
+            self.first_train_start,
+            "use a date such as '2018-01-01'",
+        )
         for key in ("train", "eval", "test", "step"):
-            _require(_is_length(getattr(self, key)), f"wfo.{key}", getattr(self, key),
-                     "use a positive number of bars (e.g. 2000) or a span like '18M', '30D', '2W', '500h'")
-        _require(self.purge_bars >= OBSERVATION_WINDOW, "wfo.purge_bars", self.purge_bars,
-                 f"set it to at least the observation window ({OBSERVATION_WINDOW} bars)")
+            _require(
+                _is_length(getattr(self, key)),
+                f"wfo.{key}",
+                getattr(self, key),
+                "use a positive number of bars (e.g. 2000) or a span like '18M', '30D', '2W', '500h'",
+            )
+        _require(
+            self.purge_bars >= OBSERVATION_WINDOW,
+            "wfo.purge_bars",
+            self.purge_bars,
+            f"set it to at least the observation window ({OBSERVATION_WINDOW} bars)",
+        )
 
 
 @dataclass(frozen=True)
@@ -98,15 +119,22 @@ class RegimeConfig:
     tol: float = 1e-3
 
     def validate(self) -> None:
-        _require(self.n_states == 4, "regime.n_states", self.n_states,
-                 "the agent's context is exactly 5 columns (4 state probabilities + entropy); use 4")
+        _require(
+            self.n_states == 4,
+            "regime.n_states",
+            self.n_states,
+            "the agent's context is exactly 5 columns (4 state probabilities + entropy); use 4",
+        )
         _require(self.n_inits >= 1, "regime.n_inits", self.n_inits, "use at least 1 initialisation")
         unknown = sorted(set(self.columns) - set(FEATURE_NAMES))
-        _require(len(self.columns) >= 1 and not unknown, "regime.columns", self.columns,
-                 "name at least one of the technical features (cryptorl/features/technical.py), e.g. ret_1, rv_24")
+        _require(
+            len(self.columns) >= 1 and not unknown,
+            "regime.columns",
+            self.columns,
+            "name at least one of the technical features (cryptorl/features/technical.py), e.g. ret_1, rv_24",
+        )
         _require(self.n_iter >= 1, "regime.n_iter", self.n_iter, "use at least 1 EM iteration, e.g. 200")
         _require(self.tol > 0, "regime.tol", self.tol, "use a positive log-likelihood tolerance, e.g. 1e-3")
-
 
 
 @dataclass(frozen=True)
@@ -125,19 +153,32 @@ class EnvConfig:
     w_cost_high: float = 1.0
     # How the action (a target in [-1, 1]) becomes the position held (cryptorl/envs/execution.py): the held
     # position clamped into [target - band, target + band] (0: off), then moved `adjust_rate` of the way there,
-    # on bars that are multiples of `decision_interval` only.
-    no_trade_band: float = 0.0
+    # on bars that are multiples of `decision_interval` only. The band was chosen with train.smoothness by the
+    # cpu study (README "Trading levers against the fee": the table, losers included).
+    no_trade_band: float = 0.3
     adjust_rate: float = 1.0
     decision_interval: int = 1
 
     def validate(self) -> None:
         _require(self.episode_length >= 1, "env.episode_length", self.episode_length, "use at least 1 step")
-        _require(0.0 <= self.no_trade_band < 2.0, "env.no_trade_band", self.no_trade_band,
-                 "use a half-width in [0, 2), e.g. 0.2 (0: off)")
-        _require(0.0 < self.adjust_rate <= 1.0, "env.adjust_rate", self.adjust_rate,
-                 "use a fraction in (0, 1], e.g. 0.2 (1: off)")
-        _require(self.decision_interval >= 1, "env.decision_interval", self.decision_interval,
-                 "use a number of bars >= 1, e.g. 4 (1: every bar)")
+        _require(
+            0.0 <= self.no_trade_band < 2.0,
+            "env.no_trade_band",
+            self.no_trade_band,
+            "use a half-width in [0, 2), e.g. 0.2 (0: off)",
+        )
+        _require(
+            0.0 < self.adjust_rate <= 1.0,
+            "env.adjust_rate",
+            self.adjust_rate,
+            "use a fraction in (0, 1], e.g. 0.2 (1: off)",
+        )
+        _require(
+            self.decision_interval >= 1,
+            "env.decision_interval",
+            self.decision_interval,
+            "use a number of bars >= 1, e.g. 4 (1: every bar)",
+        )
         _require(self.fee >= 0, "env.fee", self.fee, "use a non-negative fee, e.g. 0.001 for 10 bp")
         _require(self.reward_scale > 0, "env.reward_scale", self.reward_scale, "use a positive scale, e.g. 100")
         check_w_cost_range(self.w_cost_low, self.w_cost_high)
@@ -151,7 +192,7 @@ def check_w_cost_range(low: float, high: float) -> None:
 
 @dataclass(frozen=True)
 class MAEConfig:
-    """Architecture and pretraining of CryptoMAE. Defaults are the seed's (gpu) scale."""
+    """Architecture and pretraining of CryptoMAE. Defaults are the original system's (gpu) scale."""
 
     d_model: int = 256
     n_heads: int = 4
@@ -175,16 +216,24 @@ class MAEConfig:
         """Bars masked per window: a fixed count so every window has the same loss weight."""
         return round(self.mask_ratio * self.window)
 
-    def validate(self) -> "MAEConfig":
+    def validate(self) -> MAEConfig:
         _require(self.n_heads >= 1, "mae.n_heads", self.n_heads, "use at least 1 head")
-        _require(self.d_model > 0 and self.d_model % self.n_heads == 0, "mae.d_model", self.d_model,
-                 f"use a positive multiple of mae.n_heads={self.n_heads}, e.g. {self.n_heads * 64}")
+        _require(
+            self.d_model > 0 and self.d_model % self.n_heads == 0,
+            "mae.d_model",
+            self.d_model,
+            f"use a positive multiple of mae.n_heads={self.n_heads}, e.g. {self.n_heads * 64}",
+        )
         _require(self.n_layers >= 1, "mae.n_layers", self.n_layers, "use at least 1 layer")
         _require(self.dim_feedforward >= 1, "mae.dim_feedforward", self.dim_feedforward, "use e.g. 4 * d_model")
         _require(self.window >= 2, "mae.window", self.window, "use at least 2 bars (default 64)")
         _require(self.input_dim >= 1, "mae.input_dim", self.input_dim, "use the number of technical features (50)")
-        _require(1 <= self.n_masked <= self.window - 1, "mae.mask_ratio", self.mask_ratio,
-                 f"mask between 1 and {self.window - 1} of {self.window} bars, e.g. 0.5")
+        _require(
+            1 <= self.n_masked <= self.window - 1,
+            "mae.mask_ratio",
+            self.mask_ratio,
+            f"mask between 1 and {self.window - 1} of {self.window} bars, e.g. 0.5",
+        )
         _require(0.0 <= self.dropout < 1.0, "mae.dropout", self.dropout, "use a value in [0, 1), e.g. 0.1")
         _require(self.lr > 0, "mae.lr", self.lr, "use a positive learning rate, e.g. 3e-4")
         _require(self.weight_decay >= 0, "mae.weight_decay", self.weight_decay, "use 0 or a positive value")
@@ -198,7 +247,7 @@ class MAEConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """TQC training. Defaults are the seed's WFO scale (the `gpu` profile) with the anti-collapse levers the
+    """TQC training. Defaults are the original system's WFO scale (the `gpu` profile) with the anti-collapse levers the
     learnability benchmark and the study chose; `REFERENCE_TRAINING` restores the original system's choices."""
 
     total_timesteps: int = 25_000_000
@@ -210,7 +259,7 @@ class TrainConfig:
     # healthy, median 0.83 of the oracle, vs 2/3 and 0.79).
     gamma: float = 0.95
     tau: float = 0.005
-    # Learned from 0.01 (the floor): the seed's auto_0.5 was 13-72x the reward's std, and Adam moves
+    # Learned from 0.01 (the floor): the original system's auto_0.5 was 13-72x the reward's std, and Adam moves
     # log(ent_coef) only ~lr per update, so it never got down within a run.
     ent_coef: str = "auto_0.01"
     target_entropy: float = -1.0  # SB3's "auto" for a 1-D action (-dim(A))
@@ -263,8 +312,9 @@ class TrainConfig:
     # backtests, the audit and promotion always pay the real fee.
     fee_multiplier: float = 1.0
     # CAPS temporal smoothness (Mysore et al. 2021): the actor loss adds this times the mean, over sampled states,
-    # of w_cost times the squared change of the deterministic action to the next state (0: off).
-    smoothness: float = 0.0
+    # of w_cost times the squared change of the deterministic action to the next state (0: off). Chosen with
+    # env.no_trade_band (the study table in the README).
+    smoothness: float = 5.0
     curriculum_warmup_fraction: float = 0.1
     curriculum_ramp_fraction: float = 0.6
     checkpoints: int = 10  # rotating checkpoints over the run (each one also scored on the eval slice)
@@ -281,49 +331,102 @@ class TrainConfig:
         return max(1, round(self.n_envs * self.replay_ratio))
 
     def validate(self) -> None:
-        _require(self.total_timesteps >= self.n_envs, "train.total_timesteps", self.total_timesteps,
-                 f"use at least train.n_envs={self.n_envs} steps")
+        _require(
+            self.total_timesteps >= self.n_envs,
+            "train.total_timesteps",
+            self.total_timesteps,
+            f"use at least train.n_envs={self.n_envs} steps",
+        )
         _require(self.n_envs >= 1, "train.n_envs", self.n_envs, "use at least 1 env")
         _require(self.batch_size >= 1, "train.batch_size", self.batch_size, "use at least 1, e.g. 512")
         _require(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "use e.g. 3e-4")
-        _require(0 < self.lr_final_fraction <= 1, "train.lr_final_fraction", self.lr_final_fraction,
-                 "use a value in (0, 1], e.g. 0.1")
+        _require(
+            0 < self.lr_final_fraction <= 1,
+            "train.lr_final_fraction",
+            self.lr_final_fraction,
+            "use a value in (0, 1], e.g. 0.1",
+        )
         _require(0 < self.gamma < 1, "train.gamma", self.gamma, "use a discount in (0, 1), e.g. 0.95")
         _require(0 < self.tau <= 1, "train.tau", self.tau, "use a Polyak rate in (0, 1], e.g. 0.005")
-        _require(self.sde_sample_freq == -1 or self.sde_sample_freq >= 1, "train.sde_sample_freq",
-                 self.sde_sample_freq, "use -1 (once per rollout) or a number of steps >= 1")
+        _require(
+            self.sde_sample_freq == -1 or self.sde_sample_freq >= 1,
+            "train.sde_sample_freq",
+            self.sde_sample_freq,
+            "use -1 (once per rollout) or a number of steps >= 1",
+        )
         _require(self.learning_starts >= 0, "train.learning_starts", self.learning_starts, "use 0 or more steps")
-        _require(len(self.net_arch) >= 1 and min(self.net_arch) >= 1, "train.net_arch", self.net_arch,
-                 "use one or more positive layer widths, e.g. 256,256")
+        _require(
+            len(self.net_arch) >= 1 and min(self.net_arch) >= 1,
+            "train.net_arch",
+            self.net_arch,
+            "use one or more positive layer widths, e.g. 256,256",
+        )
         _require(self.features_dim >= 1, "train.features_dim", self.features_dim, "use a positive width, e.g. 512")
-        _require(self.w_cost_final_high >= 0, "train.w_cost_final_high", self.w_cost_final_high,
-                 "use a non-negative cost weight, e.g. 2")
-        _require(self.curriculum_warmup_fraction >= 0 and self.curriculum_ramp_fraction >= 0
-                 and self.curriculum_warmup_fraction + self.curriculum_ramp_fraction <= 1,
-                 "train.curriculum_ramp_fraction", self.curriculum_ramp_fraction,
-                 "use non-negative warm-up and ramp fractions of training that add up to at most 1")
+        _require(
+            self.w_cost_final_high >= 0,
+            "train.w_cost_final_high",
+            self.w_cost_final_high,
+            "use a non-negative cost weight, e.g. 2",
+        )
+        _require(
+            self.curriculum_warmup_fraction >= 0
+            and self.curriculum_ramp_fraction >= 0
+            and self.curriculum_warmup_fraction + self.curriculum_ramp_fraction <= 1,
+            "train.curriculum_ramp_fraction",
+            self.curriculum_ramp_fraction,
+            "use non-negative warm-up and ramp fractions of training that add up to at most 1",
+        )
         _require(self.eval_steps >= 1, "train.eval_steps", self.eval_steps, "use at least 1 step")
         _require(self.log_every_steps >= 1, "train.log_every_steps", self.log_every_steps, "use at least 1 step")
-        _require(_DEVICE.match(self.device) is not None, "train.device", self.device,
-                 "use auto, cpu, cuda, cuda:N or mps")
-        _require(self.ent_coef == "auto" or self.ent_coef.startswith("auto_") or _is_float(self.ent_coef),
-                 "train.ent_coef", self.ent_coef, "use 'auto', 'auto_0.5' or a number")
+        _require(
+            _DEVICE.match(self.device) is not None, "train.device", self.device, "use auto, cpu, cuda, cuda:N or mps"
+        )
+        _require(
+            self.ent_coef == "auto" or self.ent_coef.startswith("auto_") or _is_float(self.ent_coef),
+            "train.ent_coef",
+            self.ent_coef,
+            "use 'auto', 'auto_0.5' or a number",
+        )
         _require(self.replay_ratio > 0, "train.replay_ratio", self.replay_ratio, "use e.g. 0.125")
-        _require(self.buffer_size >= self.batch_size, "train.buffer_size", self.buffer_size,
-                 "use at least train.batch_size transitions")
+        _require(
+            self.buffer_size >= self.batch_size,
+            "train.buffer_size",
+            self.buffer_size,
+            "use at least train.batch_size transitions",
+        )
         _require(self.n_quantiles >= 1, "train.n_quantiles", self.n_quantiles, "use at least 1 quantile, e.g. 25")
-        _require(0 <= self.top_quantiles_to_drop < self.n_quantiles, "train.top_quantiles_to_drop",
-                 self.top_quantiles_to_drop, f"use 0..{self.n_quantiles - 1}")
+        _require(
+            0 <= self.top_quantiles_to_drop < self.n_quantiles,
+            "train.top_quantiles_to_drop",
+            self.top_quantiles_to_drop,
+            f"use 0..{self.n_quantiles - 1}",
+        )
         _require(self.n_steps >= 1, "train.n_steps", self.n_steps, "use 1 (one-step targets) or more")
-        _require(self.counterfactual_actions >= 0, "train.counterfactual_actions", self.counterfactual_actions,
-                 "use 0 (off) or a positive count")
-        _require(self.counterfactual_actions == 0 or self.n_steps == 1, "train.counterfactual_actions",
-                 self.counterfactual_actions, "counterfactual actions need one-step targets: set train.n_steps=1")
-        _require(self.batch_size % (self.counterfactual_actions + 1) == 0, "train.batch_size", self.batch_size,
-                 f"use a multiple of train.counterfactual_actions + 1 = {self.counterfactual_actions + 1}")
+        _require(
+            self.counterfactual_actions >= 0,
+            "train.counterfactual_actions",
+            self.counterfactual_actions,
+            "use 0 (off) or a positive count",
+        )
+        _require(
+            self.counterfactual_actions == 0 or self.n_steps == 1,
+            "train.counterfactual_actions",
+            self.counterfactual_actions,
+            "counterfactual actions need one-step targets: set train.n_steps=1",
+        )
+        _require(
+            self.batch_size % (self.counterfactual_actions + 1) == 0,
+            "train.batch_size",
+            self.batch_size,
+            f"use a multiple of train.counterfactual_actions + 1 = {self.counterfactual_actions + 1}",
+        )
         _require(self.min_ent_coef > 0, "train.min_ent_coef", self.min_ent_coef, "use e.g. 0.01")
-        _require(self.fee_multiplier >= 0, "train.fee_multiplier", self.fee_multiplier,
-                 "use a non-negative multiple of env.fee, e.g. 2 (1: the real fee)")
+        _require(
+            self.fee_multiplier >= 0,
+            "train.fee_multiplier",
+            self.fee_multiplier,
+            "use a non-negative multiple of env.fee, e.g. 2 (1: the real fee)",
+        )
         _require(self.smoothness >= 0, "train.smoothness", self.smoothness, "use 0 (off) or a positive weight")
         _require(self.checkpoints >= 1, "train.checkpoints", self.checkpoints, "use at least 1")
         _require(self.keep_last >= 1, "train.keep_last", self.keep_last, "use at least 1")
@@ -343,17 +446,28 @@ class PromotionConfig:
 
     def validate(self) -> None:
         unknown = [name for name in self.floor if name not in FLOOR_BASELINES]
-        _require(not unknown, "promotion.floor", self.floor,
-                 f"name baselines among {', '.join(FLOOR_BASELINES)} (comma-separated), or none")
+        _require(
+            not unknown,
+            "promotion.floor",
+            self.floor,
+            f"name baselines among {', '.join(FLOOR_BASELINES)} (comma-separated), or none",
+        )
 
 
 # The original system's own training choices, as overrides of any profile (`--profile reference` is them at its
 # scale):
 # the reference every collapsed agent was trained with.
 REFERENCE_TRAINING: dict[str, str] = {
-    "train.learning_rate": "0.0003", "train.ent_coef": "auto_0.5", "train.use_sde": "true",
-    "train.counterfactual_actions": "0", "train.state_passthrough": "false", "train.exact_cost_critic": "false", "train.counterfactual_w_cost": "false",
+    "train.learning_rate": "0.0003",
+    "train.ent_coef": "auto_0.5",
+    "train.use_sde": "true",
+    "train.counterfactual_actions": "0",
+    "train.state_passthrough": "false",
+    "train.exact_cost_critic": "false",
+    "train.counterfactual_w_cost": "false",
     "train.counterfactual_positions": "false",
+    "env.no_trade_band": "0",
+    "train.smoothness": "0",
 }
 
 
@@ -366,8 +480,12 @@ def renamed(what: str, name: Any) -> Any:
     new = DEPRECATED_NAMES.get((what, name)) if isinstance(name, str) else None
     if new is None:
         return name
-    warnings.warn(f"{what} {name!r} is now called {new!r} (the original system's configuration, not a random "
-                  "seed); the old name will be removed", FutureWarning, stacklevel=3)
+    warnings.warn(
+        f"{what} {name!r} is now called {new!r} (the original system's configuration, not a random "
+        "seed); the old name will be removed",
+        FutureWarning,
+        stacklevel=3,
+    )
     return new
 
 
@@ -418,7 +536,7 @@ class Profile:
     train: TrainConfig = field(default_factory=TrainConfig)
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
 
-    def validate(self) -> "Profile":
+    def validate(self) -> Profile:
         for name in STAGE_NAMES:
             _check_choices(getattr(self, name), name)
             getattr(self, name).validate()
@@ -437,8 +555,12 @@ def _check_choices(stage: Any, stage_name: str) -> None:
     for name, hint in typing.get_type_hints(type(stage)).items():
         if typing.get_origin(hint) is typing.Literal:
             choices = typing.get_args(hint)
-            _require(getattr(stage, name) in choices, f"{stage_name}.{name}", getattr(stage, name),
-                     f"use one of {', '.join(choices)}")
+            _require(
+                getattr(stage, name) in choices,
+                f"{stage_name}.{name}",
+                getattr(stage, name),
+                f"use one of {', '.join(choices)}",
+            )
 
 
 def _require(ok: bool, key: str, value: Any, fix: str) -> None:
@@ -478,12 +600,14 @@ def _override_one(profile: Profile, dotted: str, raw: object) -> Profile:
     stage_name, _, key = dotted.partition(".")
     stage = getattr(profile, stage_name, None) if stage_name in STAGE_NAMES else None
     if not key or stage is None:
-        raise ConfigError(f"unknown config key {dotted!r}: use STAGE.KEY=VALUE with STAGE one of "
-                          f"{', '.join(STAGE_NAMES)}")
+        raise ConfigError(
+            f"unknown config key {dotted!r}: use STAGE.KEY=VALUE with STAGE one of {', '.join(STAGE_NAMES)}"
+        )
     hints = typing.get_type_hints(type(stage))
     if key not in hints or key not in {f.name for f in dataclasses.fields(stage)}:
-        raise ConfigError(f"unknown config key {dotted!r}: {stage_name} has "
-                          f"{', '.join(f.name for f in dataclasses.fields(stage))}")
+        raise ConfigError(
+            f"unknown config key {dotted!r}: {stage_name} has {', '.join(f.name for f in dataclasses.fields(stage))}"
+        )
     value = parse_typed(renamed(dotted, str(raw).strip()), hints[key], dotted)
     return dataclasses.replace(profile, **{stage_name: dataclasses.replace(stage, **{key: value})})
 
@@ -534,38 +658,84 @@ def _type_name(hint: Any) -> str:
     return {int: "an int", float: "a float", bool: "true or false", str: "text"}.get(hint, repr(hint))
 
 
-_SMOKE_MAE = {"mae.d_model": "32", "mae.n_heads": "2", "mae.n_layers": "1", "mae.dim_feedforward": "64",
-              "mae.dropout": "0", "mae.lr": "3e-3", "mae.batch_size": "64", "mae.max_epochs": "8",
-              "mae.steps_per_epoch": "25", "mae.patience": "3"}
+_SMOKE_MAE = {
+    "mae.d_model": "32",
+    "mae.n_heads": "2",
+    "mae.n_layers": "1",
+    "mae.dim_feedforward": "64",
+    "mae.dropout": "0",
+    "mae.lr": "3e-3",
+    "mae.batch_size": "64",
+    "mae.max_epochs": "8",
+    "mae.steps_per_epoch": "25",
+    "mae.patience": "3",
+}
 # The cpu profile: one segment trained and audited in <= 15 minutes on 2 CPU cores (torch on one thread each, see
 # README "Threads"): ~8k updates of batch 128, 8x smoke's; its MAE pretrains in about 2 minutes.
-_CPU = {"wfo.train": "12M", "wfo.eval": "2M", "wfo.test": "2M", "wfo.step": "2M",
-        "mae.d_model": "32", "mae.n_heads": "2", "mae.n_layers": "2", "mae.dim_feedforward": "128", "mae.dropout": "0",
-        "mae.lr": "2e-3", "mae.batch_size": "128", "mae.max_epochs": "12", "mae.steps_per_epoch": "50",
-        "mae.patience": "3", "env.episode_length": "256",
-        "train.total_timesteps": "32768", "train.n_envs": "16", "train.batch_size": "128", "train.replay_ratio": "0.25",
-        "train.learning_starts": "1024", "train.buffer_size": "100000", "train.net_arch": "128,128",
-        "train.features_dim": "128", "train.checkpoints": "4", "train.eval_steps": "256", "train.log_every_steps": "2048"}
+_CPU = {
+    "wfo.train": "12M",
+    "wfo.eval": "2M",
+    "wfo.test": "2M",
+    "wfo.step": "2M",
+    "mae.d_model": "32",
+    "mae.n_heads": "2",
+    "mae.n_layers": "2",
+    "mae.dim_feedforward": "128",
+    "mae.dropout": "0",
+    "mae.lr": "2e-3",
+    "mae.batch_size": "128",
+    "mae.max_epochs": "12",
+    "mae.steps_per_epoch": "50",
+    "mae.patience": "3",
+    "env.episode_length": "256",
+    "train.total_timesteps": "32768",
+    "train.n_envs": "16",
+    "train.batch_size": "128",
+    "train.replay_ratio": "0.25",
+    "train.learning_starts": "1024",
+    "train.buffer_size": "100000",
+    "train.net_arch": "128,128",
+    "train.features_dim": "128",
+    "train.checkpoints": "4",
+    "train.eval_steps": "256",
+    "train.log_every_steps": "2048",
+}
 # Every profile, written one way: overrides of the defaults (the original system's scale, `gpu`).
 PROFILE_OVERRIDES: dict[str, dict[str, str]] = {
     # CI: minutes on 2 CPU cores.
-    "smoke": {"wfo.train": "6M", "wfo.eval": "1M", "wfo.test": "1M", "wfo.step": "1M", "regime.n_inits": "2",
-              "regime.n_iter": "50", **_SMOKE_MAE, "env.episode_length": "256", "train.total_timesteps": "4096",
-              "train.n_envs": "8", "train.batch_size": "64", "train.replay_ratio": "0.25",
-              "train.learning_starts": "256", "train.buffer_size": "20000", "train.net_arch": "64,64",
-              "train.features_dim": "64", "train.checkpoints": "2", "train.eval_steps": "128",
-              "train.log_every_steps": "512"},
+    "smoke": {
+        "wfo.train": "6M",
+        "wfo.eval": "1M",
+        "wfo.test": "1M",
+        "wfo.step": "1M",
+        "regime.n_inits": "2",
+        "regime.n_iter": "50",
+        **_SMOKE_MAE,
+        "env.episode_length": "256",
+        "train.total_timesteps": "4096",
+        "train.n_envs": "8",
+        "train.batch_size": "64",
+        "train.replay_ratio": "0.25",
+        "train.learning_starts": "256",
+        "train.buffer_size": "20000",
+        "train.net_arch": "64,64",
+        "train.features_dim": "64",
+        "train.checkpoints": "2",
+        "train.eval_steps": "128",
+        "train.log_every_steps": "512",
+    },
     "cpu": _CPU,
     # The original system's full scale, with this project's training levers, on the GPU server.
     "gpu": {},
     # `make demo`: the cpu profile's slices, model and update batch with a training budget whose segment-0 flow
-    # (split, HMM, MAE, TQC, audit, promotion) takes at most 6 minutes on 2 CPU cores.
+    # (split, HMM, MAE, TQC, audit, promotion) takes at most 6 minutes on 2 CPU cores (README).
     "demo": {**_CPU, "train.total_timesteps": "16384"},
     # The original system's exact configuration (scale and training choices), kept as the reference.
     "reference": REFERENCE_TRAINING,
 }
-PROFILES: dict[str, Profile] = {name: with_overrides(Profile(name=name), overrides)
-                                for name, overrides in PROFILE_OVERRIDES.items()}
+PROFILES: dict[str, Profile] = {
+    name: with_overrides(Profile(name=name), overrides) for name, overrides in PROFILE_OVERRIDES.items()
+}
 
 
 @dataclass(frozen=True)
@@ -581,8 +751,12 @@ class SignalConfig:
     # hours is far longer than any position takes to forget a flat start).
     run_in_bars: int = 720
 
-    def validate(self) -> "SignalConfig":
-        _require(self.max_staleness_hours > 0, "signal.max_staleness_hours", self.max_staleness_hours,
-                 "use a positive number of hours, e.g. 2, or inf for historical data")
+    def validate(self) -> SignalConfig:
+        _require(
+            self.max_staleness_hours > 0,
+            "signal.max_staleness_hours",
+            self.max_staleness_hours,
+            "use a positive number of hours, e.g. 2, or inf for historical data",
+        )
         _require(self.run_in_bars >= 1, "signal.run_in_bars", self.run_in_bars, "use at least 1 bar, e.g. 720")
         return self

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ def fingerprint(*parts: Any) -> str:
     return sha256_bytes(canonical_json(list(parts)).encode())
 
 
-@lru_cache(maxsize=None)
+@cache
 def code_version(*modules: str) -> str:
     """sha256 over the source of the named library modules/packages (e.g. "features", "regime.py").
 

@@ -37,20 +37,19 @@ from cryptorl.audit.report import HEADLINE_W_COST
 from cryptorl.config import Profile, SignalConfig
 from cryptorl.data import bars_per_year, dataset_name, load_bars
 from cryptorl.data.validation import format_timestamp, parse_bar
-from cryptorl.envs import MARKET, POSITION, MarketData
+from cryptorl.envs import POSITION, MarketData, observes_market
 from cryptorl.envs.execution import Execution
 from cryptorl.errors import CheckpointError, ConfigError, DataError, ModelDimensionsError
 from cryptorl.features import WARMUP_BARS, RobustScaler, technical_features
 from cryptorl.models import CryptoMAE, attach_encoder_cache
 from cryptorl.models.checkpoint import load_mae_checkpoint
 from cryptorl.models.foundation import DIMENSION_FIELDS
-from cryptorl.models.rl_adapter import HEADS
+from cryptorl.models.rl_adapter import HEADS, FoundationFeatureExtractor
 from cryptorl.regime import RegimeModel
 from cryptorl.registry import ChampionRecord, ModelRefs, require_champion, seeds_text
 from cryptorl.seeding import resolve_device
 from cryptorl.storage import ArtifactStore
 from cryptorl.training.tqc import encoder_cache_for, load_trained_model
-
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,27 +83,57 @@ def load_model(store: ArtifactStore, refs: ModelRefs, profile: Profile, name: st
         store.read_bytes(ref)  # only the hash check: inference recomputes these from the bars
     meta = store.read_json(refs.split_meta)
     regime = RegimeModel.from_bytes(store.read_bytes(refs.hmm_model), source=refs.hmm_model.uri)
-    _check(name, refs.hmm_model.uri, _regime_dimensions(regime), {
-        "regime.columns": tuple(profile.regime.columns), "regime.n_states": profile.regime.n_states,
-        "regime.covariance_type": profile.regime.covariance_type})
+    _check(
+        name,
+        refs.hmm_model.uri,
+        _regime_dimensions(regime),
+        {
+            "regime.columns": tuple(profile.regime.columns),
+            "regime.n_states": profile.regime.n_states,
+            "regime.covariance_type": profile.regime.covariance_type,
+        },
+    )
     store.read_bytes(refs.mae_checkpoint)  # the hash check; load_mae_checkpoint reads the file itself
     checkpoint = load_mae_checkpoint(refs.mae_checkpoint.uri)
-    _check(name, refs.mae_checkpoint.uri, {
-        **{f"mae.{key}": getattr(checkpoint.config, key) for key in DIMENSION_FIELDS},
-        "columns": tuple(checkpoint.columns or ()), "scaler_fingerprint": checkpoint.scaler_fingerprint},
-        {**_expected_encoder(profile), "columns": tuple(meta["feature_names"]),
-         "scaler_fingerprint": meta["scaler_fingerprint"]})
+    _check(
+        name,
+        refs.mae_checkpoint.uri,
+        {
+            **{f"mae.{key}": getattr(checkpoint.config, key) for key in DIMENSION_FIELDS},
+            "columns": tuple(checkpoint.columns or ()),
+            "scaler_fingerprint": checkpoint.scaler_fingerprint,
+        },
+        {
+            **_expected_encoder(profile),
+            "columns": tuple(meta["feature_names"]),
+            "scaler_fingerprint": meta["scaler_fingerprint"],
+        },
+    )
     device = resolve_device(profile.train.device)
     agent = load_trained_model(io.BytesIO(store.read_bytes(refs.tqc_model)), device=str(device))
     _check(name, refs.tqc_model.uri, _agent_dimensions(agent, refs.tqc_model.uri), _expected_agent(profile))
     train = meta["slices"]["train"]
     origin = pd.Timestamp(train["first"]) - int(train["start"]) * parse_bar(profile.data.timeframe)
-    return LiveModel(name, profile, RobustScaler.from_dict(meta["scaler"]), regime, checkpoint.model, agent, origin,
-                     pd.Timestamp(meta["slices"]["test"]["first"]))
+    return LiveModel(
+        name,
+        profile,
+        RobustScaler.from_dict(meta["scaler"]),
+        regime,
+        checkpoint.model,
+        agent,
+        origin,
+        pd.Timestamp(meta["slices"]["test"]["first"]),
+    )
 
 
-def model_path(model: LiveModel, ohlcv: pd.DataFrame, *, start: pd.Timestamp | None = None,
-               held: float | None = None, source: str = "the data") -> ModelPath:
+def model_path(
+    model: LiveModel,
+    ohlcv: pd.DataFrame,
+    *,
+    start: pd.Timestamp | None = None,
+    held: float | None = None,
+    source: str = "the data",
+) -> ModelPath:
     """The model's decisions on `ohlcv`'s bars from `start` (default: its first test bar) to the last bar.
 
     `held` replaces the position held before the LAST decision (see the module docstring); `source` names
@@ -112,52 +141,70 @@ def model_path(model: LiveModel, ohlcv: pd.DataFrame, *, start: pd.Timestamp | N
     """
     window = model.profile.mae.window
     if held is not None and not -1.0 <= held <= 1.0:
-        raise ConfigError(f"held position {held} is outside [-1, 1]: pass the position you hold as a fraction of "
-                          "full size, e.g. --position 0.5")
+        raise ConfigError(
+            f"held position {held} is outside [-1, 1]: pass the position you hold as a fraction of "
+            "full size, e.g. --position 0.5"
+        )
     if len(ohlcv) < WARMUP_BARS + window:
-        raise DataError(f"{source}: {len(ohlcv)} bars is too few: the features need {WARMUP_BARS} warm-up bars and "
-                        f"the agent a {window}-bar window before its first decision, at least {WARMUP_BARS + window} "
-                        "bars; pass more history")
+        raise DataError(
+            f"{source}: {len(ohlcv)} bars is too few: the features need {WARMUP_BARS} warm-up bars and "
+            f"the agent a {window}-bar window before its first decision, at least {WARMUP_BARS + window} "
+            "bars; pass more history"
+        )
     index = ohlcv.index
     filter_from = max(int(index.searchsorted(model.origin)), WARMUP_BARS)
     path_start = model.test_first if start is None else start
     path_from = max(int(index.searchsorted(path_start)), filter_from + window - 1)
     if path_from >= len(index):
-        raise DataError(f"{source}: the last bar {format_timestamp(index[-1])} is before "
-                        f"{format_timestamp(path_start)}, where {model.name}'s path starts: pass newer bars")
+        raise DataError(
+            f"{source}: the last bar {format_timestamp(index[-1])} is before "
+            f"{format_timestamp(path_start)}, where {model.name}'s path starts: pass newer bars"
+        )
     features = model.scaler.transform(technical_features(ohlcv))  # (T, 50), NaN on the warm-up rows
     context = model.regime.context(features.iloc[filter_from:])  # (T - filter_from, 5), forward filter only
-    rows = index[path_from - (window - 1):]  # the decision bars and the window before the first one
+    rows = index[path_from - (window - 1) :]  # the decision bars and the window before the first one
     step = parse_bar(model.profile.data.timeframe)
     market = MarketData.from_frames(
-        _with_placeholder_bar(features.loc[rows], step), _with_placeholder_bar(context.loc[rows], step),
-        _with_placeholder_bar(ohlcv["close"].loc[rows], step), start=window - 1, stop=len(rows) + 1,
-        device=model.agent.device)
-    if MARKET not in model.agent.observation_space.spaces:
+        _with_placeholder_bar(features.loc[rows], step),
+        _with_placeholder_bar(context.loc[rows], step),
+        _with_placeholder_bar(ohlcv["close"].loc[rows], step),
+        start=window - 1,
+        stop=len(rows) + 1,
+        device=model.agent.device,
+    )
+    if not observes_market(model.agent.observation_space):
         attach_encoder_cache(model.agent.policy, encoder_cache_for(model.encoder, market, market.device))
     policy = _held_at_last_bar(TrainedPolicy(model.agent), len(rows), held)
-    result = backtest(policy, market, model.profile.env, (HEADLINE_W_COST,),
-                      include_market=MARKET in model.agent.observation_space.spaces)
+    result = backtest(
+        policy,
+        market,
+        model.profile.env,
+        (HEADLINE_W_COST,),
+        include_market=observes_market(model.agent.observation_space),
+    )
     run = result.runs[HEADLINE_W_COST]
     positions = run.positions.astype(np.float64)  # (n,)
     held_before = np.concatenate([[0.0], positions[:-1]])  # (n,) flat before the first decision
     if held is not None:  # the last target was decided from `held`: the execution rule moves from there too
         held_before[-1] = held
         positions[-1] = Execution.of(model.profile.env, market.epoch_bar).position_numpy(
-            run.targets[-1:], np.array([held]), result.bars[-1:])[0]
+            run.targets[-1:], np.array([held]), result.bars[-1:]
+        )[0]
     # The last decision's log-return is the placeholder bar's 0, not a real one: dropped.
-    return ModelPath(index[path_from:], positions, held_before, result.log_returns[:-1],
-                     context.loc[index[path_from:]])
+    return ModelPath(index[path_from:], positions, held_before, result.log_returns[:-1], context.loc[index[path_from:]])
 
 
-def slice_positions(model: LiveModel, ohlcv: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp,
-                    source: str = "the data") -> tuple[np.ndarray, np.ndarray]:
+def slice_positions(
+    model: LiveModel, ohlcv: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp, source: str = "the data"
+) -> tuple[np.ndarray, np.ndarray]:
     """(positions (n - 1,), next-bar log-returns (n - 1,)) of the model's decisions at first .. last - 1 over the
     test slice [first, last], from flat at `first`: the audit's backtest at w_cost 1 over that slice."""
     path = model_path(model, ohlcv.loc[:last], start=first, source=source)
     if path.timestamps[0] != first or path.timestamps[-1] != last:
-        raise DataError(f"{source}: bars {format_timestamp(first)} .. {format_timestamp(last)} (a test slice) are "
-                        f"not all there with a warm window before them: pass the data source the slice came from")
+        raise DataError(
+            f"{source}: bars {format_timestamp(first)} .. {format_timestamp(last)} (a test slice) are "
+            f"not all there with a warm window before them: pass the data source the slice came from"
+        )
     return path.positions[:-1], path.log_returns
 
 
@@ -166,8 +213,9 @@ def net_metrics(profile: Profile, positions: np.ndarray, log_returns: np.ndarray
     return compute_metrics(positions, log_returns, profile.env.fee, bars_per_year(parse_bar(profile.data.timeframe)))
 
 
-def slice_metrics(models: Sequence[LiveModel], ohlcv: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp,
-                  source: str = "the data") -> BacktestMetrics:
+def slice_metrics(
+    models: Sequence[LiveModel], ohlcv: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp, source: str = "the data"
+) -> BacktestMetrics:
     """Net metrics at the real fee over the test slice [first, last] of one model, or of a seed ensemble: the mean
     of its members' positions, each member deciding from its own path."""
     paths = [slice_positions(model, ohlcv, first, last, source) for model in models]
@@ -177,30 +225,39 @@ def slice_metrics(models: Sequence[LiveModel], ohlcv: pd.DataFrame, first: pd.Ti
 FLOOR_POSITIONS = {"flat": 0.0, "buy_and_hold": 1.0}  # the constant position of each PromotionConfig.floor baseline
 
 
-def floor_sharpes(ohlcv: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp, fee: float,
-                  baselines: tuple[str, ...]) -> dict[str, float]:
+def floor_sharpes(
+    ohlcv: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp, fee: float, baselines: tuple[str, ...]
+) -> dict[str, float]:
     """Each floor baseline's net Sharpe at `fee` over the test slice [first, last], scored as `slice_metrics` scores
     a model (decisions first .. last - 1 from flat, each earning the next bar's log-return): the audit's numbers."""
     log_returns = np.diff(np.log(ohlcv["close"].loc[first:last].to_numpy(np.float64)))  # (n - 1,)
     per_year = bars_per_year(ohlcv.index[1] - ohlcv.index[0])
-    return {name: compute_metrics(np.full(len(log_returns), FLOOR_POSITIONS[name]), log_returns, fee, per_year).sharpe
-            for name in baselines}
+    return {
+        name: compute_metrics(np.full(len(log_returns), FLOOR_POSITIONS[name]), log_returns, fee, per_year).sharpe
+        for name in baselines
+    }
 
 
 # -- checks --------------------------------------------------------------------------------------------------
+
 
 def _check(name: str, uri: str, found: dict, expected: dict) -> None:
     """One line naming the artifact and every value that differs from what the record's configs say."""
     wrong = [key for key in expected if found.get(key) != expected[key]]
     if wrong:
         details = ", ".join(f"{key}={found.get(key)!r} (expected {expected[key]!r})" for key in wrong)
-        raise ModelDimensionsError(f"{name}: checkpoint {uri} has {details}: the checkpoint does not match the "
-                                   "configs it is registered with; promote a new champion (run a segment on this data)")
+        raise ModelDimensionsError(
+            f"{name}: checkpoint {uri} has {details}: the checkpoint does not match the "
+            "configs it is registered with; promote a new champion (run a segment on this data)"
+        )
 
 
 def _regime_dimensions(regime: RegimeModel) -> dict:
-    return {"regime.columns": regime.columns, "regime.n_states": regime.n_states,
-            "regime.covariance_type": regime.hmm.covariance_type}
+    return {
+        "regime.columns": regime.columns,
+        "regime.n_states": regime.n_states,
+        "regime.covariance_type": regime.hmm.covariance_type,
+    }
 
 
 def _expected_encoder(profile: Profile) -> dict:
@@ -211,27 +268,42 @@ def _agent_dimensions(agent: TQC, uri: str) -> dict:
     """The architecture the saved agent was built with, in config terms."""
     try:
         extractor = agent.policy.actor.features_extractor
+        if not isinstance(extractor, FoundationFeatureExtractor):
+            raise AttributeError(f"its extractor is a {type(extractor).__name__}")
         head = next((name for name, kind in HEADS.items() if type(extractor.head) is kind), None)
-        return {**{f"mae.{key}": getattr(extractor.encoder.config, key) for key in DIMENSION_FIELDS},
-                "train.head": head, "train.features_dim": extractor.project[0].out_features,
-                "train.state_passthrough": extractor.state_passthrough, "train.current_bar": extractor.current_bar,
-                "train.use_encoder_cache": MARKET not in agent.observation_space.spaces,
-                "train.net_arch": tuple(agent.policy_kwargs["net_arch"]),
-                "train.n_quantiles": agent.policy_kwargs["n_quantiles"]}
+        return {
+            **{f"mae.{key}": getattr(extractor.encoder.config, key) for key in DIMENSION_FIELDS},
+            "train.head": head,
+            "train.features_dim": extractor.project[0].out_features,
+            "train.state_passthrough": extractor.state_passthrough,
+            "train.current_bar": extractor.current_bar,
+            "train.use_encoder_cache": not observes_market(agent.observation_space),
+            "train.net_arch": tuple(agent.policy_kwargs["net_arch"]),
+            "train.n_quantiles": agent.policy_kwargs["n_quantiles"],
+        }
     except (AttributeError, KeyError) as exc:
-        raise CheckpointError(f"checkpoint {uri} is not a TQC agent with a FoundationFeatureExtractor ({exc}): "
-                              "register an agent trained by cryptorl's train_tqc stage") from None
+        raise CheckpointError(
+            f"checkpoint {uri} is not a TQC agent with a FoundationFeatureExtractor ({exc}): "
+            "register an agent trained by cryptorl's train_tqc stage"
+        ) from None
 
 
 def _expected_agent(profile: Profile) -> dict:
     train = profile.train
-    return {**_expected_encoder(profile), "train.head": train.head, "train.features_dim": train.features_dim,
-            "train.state_passthrough": train.state_passthrough, "train.current_bar": train.current_bar,
-            "train.use_encoder_cache": train.use_encoder_cache, "train.net_arch": tuple(train.net_arch),
-            "train.n_quantiles": train.n_quantiles}
+    return {
+        **_expected_encoder(profile),
+        "train.head": train.head,
+        "train.features_dim": train.features_dim,
+        "train.state_passthrough": train.state_passthrough,
+        "train.current_bar": train.current_bar,
+        "train.use_encoder_cache": train.use_encoder_cache,
+        "train.net_arch": tuple(train.net_arch),
+        "train.n_quantiles": train.n_quantiles,
+    }
 
 
 # -- the path's plumbing -------------------------------------------------------------------------------------
+
 
 def _with_placeholder_bar(frame: pd.DataFrame | pd.Series, step: pd.Timedelta) -> pd.DataFrame | pd.Series:
     """`frame` plus one row after its last bar, repeating it: the env's bar t+1 after the newest decision."""
@@ -252,6 +324,7 @@ def _held_at_last_bar(policy: Policy, n_rows: int, held: float | None) -> Policy
 
 
 # -- the position to hold now --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Signal:
@@ -276,12 +349,20 @@ class Signal:
     regime: dict[str, float]  # p_state_0..3 and regime_entropy at `bar` (an ensemble's: its members' mean)
 
     def to_json(self) -> dict:
-        return {key: value.isoformat() if isinstance(value, pd.Timestamp) else value
-                for key, value in dataclasses.asdict(self).items()}
+        return {
+            key: value.isoformat() if isinstance(value, pd.Timestamp) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
 
 
-def compute_signal(store: ArtifactStore, data: str, *, config: SignalConfig = SignalConfig(),
-                   held: float | None = None, now: pd.Timestamp | None = None) -> Signal:
+def compute_signal(
+    store: ArtifactStore,
+    data: str,
+    *,
+    config: SignalConfig = SignalConfig(),
+    held: float | None = None,
+    now: pd.Timestamp | None = None,
+) -> Signal:
     """The champion of `data`'s source: its target position on the newest complete bar of `data`.
 
     A bar is complete once its close time (open + bar) is <= `now`. Refuses (one-line errors) no champion,
@@ -299,38 +380,67 @@ def compute_signal(store: ArtifactStore, data: str, *, config: SignalConfig = Si
         raise DataError(f"{data}: no bar closed before {format_timestamp(now)}: check the data and the clock")
     bar_age_hours = (now - (complete.index[-1] + step)) / pd.Timedelta(hours=1)
     if bar_age_hours > config.max_staleness_hours:
-        raise DataError(f"{data}: the newest complete bar {format_timestamp(complete.index[-1])} closed "
-                        f"{bar_age_hours:,.1f} h ago, over the {config.max_staleness_hours:g} h limit: append newer "
-                        "bars (cryptorl data append), or raise --max-staleness (inf for a historical file)")
+        raise DataError(
+            f"{data}: the newest complete bar {format_timestamp(complete.index[-1])} closed "
+            f"{bar_age_hours:,.1f} h ago, over the {config.max_staleness_hours:g} h limit: append newer "
+            "bars (cryptorl data append), or raise --max-staleness (inf for a historical file)"
+        )
     start = max(record.test_first, complete.index[-1] - (config.run_in_bars - 1) * step)
-    paths = [model_path(model, complete, start=start, held=held, source=data)
-             for model in load_champion_models(store, record)]  # one per member
+    paths = [
+        model_path(model, complete, start=start, held=held, source=data)
+        for model in load_champion_models(store, record)
+    ]  # one per member
     regime = pd.concat([path.context.iloc[-1] for path in paths], axis=1).mean(axis=1)  # states ordered alike
-    return Signal(record.dataset, record.identity, record.version, record.segment, record.seeds,
-                  record.profile.name, record.verdict, record.test_sharpe, record.promoted_at, record.age_hours(now),
-                  complete.index[-1], bar_age_hours, float(np.mean([path.positions[-1] for path in paths])),
-                  float(np.mean([path.held[-1] for path in paths])), "path" if held is None else "given",
-                  paths[0].timestamps[0], {name: float(value) for name, value in regime.items()})
+    return Signal(
+        record.dataset,
+        record.identity,
+        record.version,
+        record.segment,
+        record.seeds,
+        record.profile.name,
+        record.verdict,
+        record.test_sharpe,
+        record.promoted_at,
+        record.age_hours(now),
+        complete.index[-1],
+        bar_age_hours,
+        float(np.mean([path.positions[-1] for path in paths])),
+        float(np.mean([path.held[-1] for path in paths])),
+        "path" if held is None else "given",
+        paths[0].timestamps[0],
+        {name: float(value) for name, value in regime.items()},
+    )
 
 
 def load_champion_models(store: ArtifactStore, record: ChampionRecord) -> list[LiveModel]:
     """The champion's agent, or each member of its seed ensemble, loaded and checked."""
-    return [load_model(store, member.refs, dataclasses.replace(record.profile, seed=member.seed),
-                       record.identity if len(record.members) == 1 else f"{record.identity} seed {member.seed}")
-            for member in record.members]
+    return [
+        load_model(
+            store,
+            member.refs,
+            dataclasses.replace(record.profile, seed=member.seed),
+            record.identity if len(record.members) == 1 else f"{record.identity} seed {member.seed}",
+        )
+        for member in record.members
+    ]
 
 
 def signal_lines(signal: Signal) -> list[str]:
     """What `cryptorl signal` prints: the bar, the position, the regime, the champion."""
-    held = (f"held {signal.held:+.4f} on the champion's own path since {format_timestamp(signal.path_start)}"
-            if signal.held_from == "path" else f"you hold {signal.held:+.4f}")
+    held = (
+        f"held {signal.held:+.4f} on the champion's own path since {format_timestamp(signal.path_start)}"
+        if signal.held_from == "path"
+        else f"you hold {signal.held:+.4f}"
+    )
     regime = "  ".join(f"{name} {value:.3f}" for name, value in signal.regime.items())
-    return [f"bar {format_timestamp(signal.bar)} (the newest complete bar, closed {signal.bar_age_hours:,.1f} h ago)",
-            f"target position {signal.position:+.4f} at w_cost {HEADLINE_W_COST:g} ({held})",
-            f"regime {regime}",
-            f"champion {signal.champion}: segment {signal.segment}, {_seeds(signal)}, profile {signal.profile}, "
-            f"verdict {signal.verdict}, net test Sharpe {signal.test_sharpe:.3f}; promoted "
-            f"{format_timestamp(signal.promoted_at)}, {signal.champion_age_hours:,.1f} h ago"]
+    return [
+        f"bar {format_timestamp(signal.bar)} (the newest complete bar, closed {signal.bar_age_hours:,.1f} h ago)",
+        f"target position {signal.position:+.4f} at w_cost {HEADLINE_W_COST:g} ({held})",
+        f"regime {regime}",
+        f"champion {signal.champion}: segment {signal.segment}, {_seeds(signal)}, profile {signal.profile}, "
+        f"verdict {signal.verdict}, net test Sharpe {signal.test_sharpe:.3f}; promoted "
+        f"{format_timestamp(signal.promoted_at)}, {signal.champion_age_hours:,.1f} h ago",
+    ]
 
 
 def _seeds(signal: Signal) -> str:
@@ -339,15 +449,28 @@ def _seeds(signal: Signal) -> str:
 
 def signal_markdown(signal: Signal) -> str:
     """The `signal` artifact: the same as `signal_lines`, as a small table."""
-    held_from = (f"the champion's path since {format_timestamp(signal.path_start)}" if signal.held_from == "path"
-                 else "given")
-    rows = {"bar": f"{format_timestamp(signal.bar)} (closed {signal.bar_age_hours:,.1f} h ago)",
-            "target position (w_cost 1)": f"**{signal.position:+.4f}**",
-            "held before": f"{signal.held:+.4f} ({held_from})",
-            **{name: f"{value:.3f}" for name, value in signal.regime.items()},
-            "champion": signal.champion,
-            "trained on": f"segment {signal.segment}, {_seeds(signal)}, profile {signal.profile}",
-            "verdict, net test Sharpe": f"{signal.verdict}, {signal.test_sharpe:.3f}",
-            "promoted": f"{format_timestamp(signal.promoted_at)} ({signal.champion_age_hours:,.1f} h ago)"}
-    return "\n".join([f"# Signal {signal.dataset}: {signal.position:+.4f}", "", "| | |", "|---|---|",
-                      *(f"| {name} | {value} |" for name, value in rows.items())]) + "\n"
+    held_from = (
+        f"the champion's path since {format_timestamp(signal.path_start)}" if signal.held_from == "path" else "given"
+    )
+    rows = {
+        "bar": f"{format_timestamp(signal.bar)} (closed {signal.bar_age_hours:,.1f} h ago)",
+        "target position (w_cost 1)": f"**{signal.position:+.4f}**",
+        "held before": f"{signal.held:+.4f} ({held_from})",
+        **{name: f"{value:.3f}" for name, value in signal.regime.items()},
+        "champion": signal.champion,
+        "trained on": f"segment {signal.segment}, {_seeds(signal)}, profile {signal.profile}",
+        "verdict, net test Sharpe": f"{signal.verdict}, {signal.test_sharpe:.3f}",
+        "promoted": f"{format_timestamp(signal.promoted_at)} ({signal.champion_age_hours:,.1f} h ago)",
+    }
+    return (
+        "\n".join(
+            [
+                f"# Signal {signal.dataset}: {signal.position:+.4f}",
+                "",
+                "| | |",
+                "|---|---|",
+                *(f"| {name} | {value} |" for name, value in rows.items()),
+            ]
+        )
+        + "\n"
+    )

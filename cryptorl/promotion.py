@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,10 +38,19 @@ from cryptorl.config import DataConfig, Profile
 from cryptorl.data import dataset_name, load_bars
 from cryptorl.data.validation import format_timestamp
 from cryptorl.errors import ConfigError, StorageError
-from cryptorl.live import (floor_sharpes, load_champion_models, load_model, net_metrics, slice_metrics,
-                           slice_positions)
-from cryptorl.registry import (ChampionRecord, Member, ModelRefs, create_version, current_champion, log_decision,
-                               members_id, newest_version, retire, seeds_text)
+from cryptorl.live import floor_sharpes, load_champion_models, load_model, net_metrics, slice_metrics, slice_positions
+from cryptorl.registry import (
+    ChampionRecord,
+    Member,
+    ModelRefs,
+    create_version,
+    current_champion,
+    log_decision,
+    members_id,
+    newest_version,
+    retire,
+    seeds_text,
+)
 from cryptorl.stages import AuditArtifacts, MAEArtifacts, RegimeArtifacts, SegmentArtifacts, TQCArtifacts
 from cryptorl.storage import ArtifactRef, ArtifactStore
 
@@ -62,8 +72,15 @@ class Challenger:
 
     @property
     def refs(self) -> ModelRefs:
-        return ModelRefs(self.split.features, self.split.meta, self.regime.model, self.regime.context,
-                         self.mae.checkpoint, self.tqc.model, self.audit.report)
+        return ModelRefs(
+            self.split.features,
+            self.split.meta,
+            self.regime.model,
+            self.regime.context,
+            self.mae.checkpoint,
+            self.tqc.model,
+            self.audit.report,
+        )
 
 
 @dataclass(frozen=True)
@@ -144,7 +161,7 @@ def promote(store: ArtifactStore, challengers: Sequence[Challenger], *, now: pd.
     if not challengers:
         raise ConfigError("promote got no challengers: pass one per seed of the segment run")
     dataset, data = _one_dataset(challengers), _DataCache()
-    groups, scores = zip(*_candidates(store, challengers, data))  # the champion changes none of them
+    groups, scores = zip(*_candidates(store, challengers, data), strict=True)  # the champion changes none of them
     decision_id = uuid.uuid4().hex[:12]
     for lost_races in range(MAX_RACES):
         at = now if now is not None else pd.Timestamp.now(tz="UTC").floor("s")
@@ -157,23 +174,39 @@ def promote(store: ArtifactStore, challengers: Sequence[Challenger], *, now: pd.
         accepted, retiring, reason = _rule(challenger, ranked, champion_score, scores[0])
         version, retired = (champion.version if champion else None), None
         if accepted:
+            assert best is not None and challenger is not None  # _rule accepts only a promotable candidate
             record = _record(dataset, groups[best], challenger, decision_id, at, champion)
             if not create_version(store, record):
                 continue  # another promotion created this version first: judge again against it
             version = record.version
         elif retiring:
+            assert champion is not None and champion_score is not None  # _rule retires only a live champion
             # False when a concurrent decision retired it first: this one still found it below the floor.
             retire(store, champion, at, decision_id, _retirement(champion_score, _slice_text(scores[0])))
             version, retired = None, champion.version
-        decision = Decision(decision_id, dataset, at, accepted, reason, tuple(ranked), challenger, champion_score,
-                            version, retired, lost_races)
+        decision = Decision(
+            decision_id,
+            dataset,
+            at,
+            accepted,
+            reason,
+            tuple(ranked),
+            challenger,
+            champion_score,
+            version,
+            retired,
+            lost_races,
+        )
         log_decision(store, dataset, at, decision_id, decision.to_json())
         return decision
-    raise StorageError(f"promotion {decision_id} lost {MAX_RACES} races in a row to concurrent promotions of "
-                       f"{dataset!r} in {store.url}: run it again once they are done")
+    raise StorageError(
+        f"promotion {decision_id} lost {MAX_RACES} races in a row to concurrent promotions of "
+        f"{dataset!r} in {store.url}: run it again once they are done"
+    )
 
 
 # -- scoring ----------------------------------------------------------------------------------------------
+
 
 class _DataCache:
     """Each data source is loaded once per promotion and per data config."""
@@ -187,30 +220,53 @@ class _DataCache:
         return self.frames[uri, config]
 
 
-def _candidates(store: ArtifactStore, challengers: Sequence[Challenger],
-                data: _DataCache) -> list[tuple[tuple[Challenger, ...], CandidateScore]]:
+def _candidates(
+    store: ArtifactStore, challengers: Sequence[Challenger], data: _DataCache
+) -> list[tuple[tuple[Challenger, ...], CandidateScore]]:
     """Each seed's candidate, then the seed ensemble of the healthy seeds when there are two or more."""
     scored = [_score(store, challenger, data) for challenger in challengers]
-    candidates = [((challenger,), score) for challenger, (score, _) in zip(challengers, scored)]
-    healthy = [(challenger, score, positions) for challenger, (score, positions) in zip(challengers, scored)
-               if positions is not None]
+    candidates: list[tuple[tuple[Challenger, ...], CandidateScore]] = [
+        ((challenger,), score) for challenger, (score, _) in zip(challengers, scored, strict=True)
+    ]
+    healthy = [
+        (challenger, score, positions)
+        for challenger, (score, positions) in zip(challengers, scored, strict=True)
+        if positions is not None
+    ]
     if len(healthy) > 1:
         members = tuple(challenger for challenger, _, _ in healthy)
         candidates.append((members, _ensemble_score(members, healthy[0][1], [p for _, _, p in healthy], data)))
     return candidates
 
 
-def _score(store: ArtifactStore, candidate: Challenger,
-           data: _DataCache) -> tuple[CandidateScore, tuple[np.ndarray, np.ndarray] | None]:
+def _score(
+    store: ArtifactStore, candidate: Challenger, data: _DataCache
+) -> tuple[CandidateScore, tuple[np.ndarray, np.ndarray] | None]:
     """The candidate's audit numbers, and when it is healthy its own re-scored Sharpe and its (positions,
     log-returns) on its test slice."""
     report = store.read_json(candidate.audit.report)
     trained = report["policies"].get("trained", {}).get(f"{HEADLINE_W_COST:g}", {})
     first, last = (pd.Timestamp(report["test_slice"][end]) for end in ("first", "last"))
-    excluded = (f"its audit judged {report['policy']!r}, not the trained agent" if report["policy"] != "trained"
-                else f"verdict {report['verdict']} (not {HEALTHY})" if report["verdict"] != HEALTHY else None)
-    score = CandidateScore(int(report["segment"]), (candidate.seed,), candidate.refs.model_id, report["policy"],
-                           report["verdict"], trained.get("sharpe"), None, None, first, last, excluded)
+    excluded = (
+        f"its audit judged {report['policy']!r}, not the trained agent"
+        if report["policy"] != "trained"
+        else f"verdict {report['verdict']} (not {HEALTHY})"
+        if report["verdict"] != HEALTHY
+        else None
+    )
+    score = CandidateScore(
+        int(report["segment"]),
+        (candidate.seed,),
+        candidate.refs.model_id,
+        report["policy"],
+        report["verdict"],
+        trained.get("sharpe"),
+        None,
+        None,
+        first,
+        last,
+        excluded,
+    )
     if excluded is not None:
         return score, None
     profile = dataclasses.replace(candidate.profile, seed=candidate.seed)
@@ -219,21 +275,37 @@ def _score(store: ArtifactStore, candidate: Challenger,
     return _with_sharpe(score, candidate, net_metrics(profile, *path).sharpe, data), path
 
 
-def _ensemble_score(members: tuple[Challenger, ...], first_member: CandidateScore,
-                    paths: list[tuple[np.ndarray, np.ndarray]], data: _DataCache) -> CandidateScore:
+def _ensemble_score(
+    members: tuple[Challenger, ...],
+    first_member: CandidateScore,
+    paths: list[tuple[np.ndarray, np.ndarray]],
+    data: _DataCache,
+) -> CandidateScore:
     """The seed ensemble of `members` (healthy, on one test slice): the mean of their positions, scored alike."""
     positions = np.mean([positions for positions, _ in paths], axis=0)  # (n,)
-    score = dataclasses.replace(first_member, seeds=tuple(member.seed for member in members), audit_sharpe=None,
-                                model_id=members_id(tuple(Member(member.seed, member.refs) for member in members)))
+    score = dataclasses.replace(
+        first_member,
+        seeds=tuple(member.seed for member in members),
+        audit_sharpe=None,
+        model_id=members_id(tuple(Member(member.seed, member.refs) for member in members)),
+    )
     return _with_sharpe(score, members[0], net_metrics(members[0].profile, positions, paths[0][1]).sharpe, data)
 
 
 def _with_sharpe(score: CandidateScore, run: Challenger, sharpe: float, data: _DataCache) -> CandidateScore:
     """`score` with its re-scored Sharpe and the floor on its test slice, excluded when it does not clear it."""
-    floor = floor_sharpes(data.get(run.data.uri, run.profile.data), score.test_first, score.test_last,
-                          run.profile.env.fee, run.profile.promotion.floor)
-    excluded = None if clears(sharpe, floor) else (f"its net test Sharpe {sharpe:.3f} does not clear the floor "
-                                                   f"({floor_text(floor)})")
+    floor = floor_sharpes(
+        data.get(run.data.uri, run.profile.data),
+        score.test_first,
+        score.test_last,
+        run.profile.env.fee,
+        run.profile.promotion.floor,
+    )
+    excluded = (
+        None
+        if clears(sharpe, floor)
+        else (f"its net test Sharpe {sharpe:.3f} does not clear the floor ({floor_text(floor)})")
+    )
     return dataclasses.replace(score, sharpe=sharpe, floor=floor, excluded=excluded)
 
 
@@ -252,17 +324,31 @@ def _against(score: CandidateScore, newest: ChampionRecord | None, live: bool) -
     if score.excluded is not None or newest is None:
         return score
     if score.model_id == newest.model_id:
-        return dataclasses.replace(score, excluded=f"it is already the champion (v{newest.version})" if live
-                                   else f"it is champion v{newest.version}, which was retired")
+        return dataclasses.replace(
+            score,
+            excluded=f"it is already the champion (v{newest.version})"
+            if live
+            else f"it is champion v{newest.version}, which was retired",
+        )
     if score.test_first < newest.test_first:
-        return dataclasses.replace(score, excluded=(
-            f"its test slice starts {format_timestamp(score.test_first)}, before champion v{newest.version}'s "
-            f"({format_timestamp(newest.test_first)}): a model trained on older data never replaces a newer one"))
+        return dataclasses.replace(
+            score,
+            excluded=(
+                f"its test slice starts {format_timestamp(score.test_first)}, before champion v{newest.version}'s "
+                f"({format_timestamp(newest.test_first)}): a model trained on older data never replaces a newer one"
+            ),
+        )
     return score
 
 
-def _champion_score(store: ArtifactStore, champion: ChampionRecord | None, run_score: CandidateScore,
-                    run: Challenger, data: _DataCache, at: pd.Timestamp) -> ChampionScore | None:
+def _champion_score(
+    store: ArtifactStore,
+    champion: ChampionRecord | None,
+    run_score: CandidateScore,
+    run: Challenger,
+    data: _DataCache,
+    at: pd.Timestamp,
+) -> ChampionScore | None:
     """The live champion, re-scored with the run's floor on the run's test slice when that slice is newer than
     the champion's own (bars it never trained on)."""
     if champion is None:
@@ -270,33 +356,66 @@ def _champion_score(store: ArtifactStore, champion: ChampionRecord | None, run_s
     sharpe, floor = None, None
     if run_score.test_first >= champion.test_first:
         ohlcv = data.get(run.data.uri, champion.profile.data)
-        sharpe = slice_metrics(load_champion_models(store, champion), ohlcv, run_score.test_first,
-                               run_score.test_last, source=run.data.uri).sharpe
-        floor = floor_sharpes(ohlcv, run_score.test_first, run_score.test_last, champion.profile.env.fee,
-                              run.profile.promotion.floor)
-    return ChampionScore(champion.version, champion.identity, champion.model_id, champion.segment, champion.seeds,
-                         champion.profile.name, champion.promoted_at, champion.age_hours(at), champion.test_sharpe,
-                         sharpe, floor)
+        sharpe = slice_metrics(
+            load_champion_models(store, champion), ohlcv, run_score.test_first, run_score.test_last, source=run.data.uri
+        ).sharpe
+        floor = floor_sharpes(
+            ohlcv, run_score.test_first, run_score.test_last, champion.profile.env.fee, run.profile.promotion.floor
+        )
+    return ChampionScore(
+        champion.version,
+        champion.identity,
+        champion.model_id,
+        champion.segment,
+        champion.seeds,
+        champion.profile.name,
+        champion.promoted_at,
+        champion.age_hours(at),
+        champion.test_sharpe,
+        sharpe,
+        floor,
+    )
 
 
-def _rule(best: CandidateScore | None, ranked: list[CandidateScore], champion: ChampionScore | None,
-          run_score: CandidateScore) -> tuple[bool, bool, str]:
+def _rule(
+    best: CandidateScore | None, ranked: list[CandidateScore], champion: ChampionScore | None, run_score: CandidateScore
+) -> tuple[bool, bool, str]:
     """(accepted, retire the live champion, why) by the module's rule."""
     if best is not None and champion is None:
-        return True, False, (f"first live champion: {best.label} is {HEALTHY} and its net test Sharpe "
-                             f"{best.sharpe:.3f} clears the floor ({floor_text(best.floor or {})})")
+        return (
+            True,
+            False,
+            (
+                f"first live champion: {best.label} is {HEALTHY} and its net test Sharpe "
+                f"{best.sharpe:.3f} clears the floor ({floor_text(best.floor or {})})"
+            ),
+        )
     slice_text = _slice_text(run_score)
-    if best is not None and best.sharpe > champion.sharpe:
-        return True, False, (f"{best.label} (net test Sharpe {best.sharpe:.3f}) beats champion v{champion.version}'s "
-                             f"{champion.sharpe:.3f} on the challenger's test slice {slice_text}")
-    why = (f"no candidate can be promoted ({'; '.join(f'{s.label}: {s.excluded}' for s in ranked)})" if best is None
-           else f"{best.label} (net test Sharpe {best.sharpe:.3f}) does not beat champion v{champion.version}'s "
-                f"{champion.sharpe:.3f} on the challenger's test slice {slice_text}")
+    if best is not None and champion is not None and _beats(best, champion):
+        return (
+            True,
+            False,
+            (
+                f"{best.label} (net test Sharpe {_number(best.sharpe)}) beats champion v{champion.version}'s "
+                f"{_number(champion.sharpe)} on the challenger's test slice {slice_text}"
+            ),
+        )
+    why = (
+        f"no candidate can be promoted ({'; '.join(f'{s.label}: {s.excluded}' for s in ranked)})"
+        if best is None or champion is None
+        else f"{best.label} (net test Sharpe {_number(best.sharpe)}) does not beat champion v{champion.version}'s "
+        f"{_number(champion.sharpe)} on the challenger's test slice {slice_text}"
+    )
     if champion is None:
         return False, False, f"{why}; there is still no live champion"
     if champion.below_floor:
         return False, True, f"{why}; {_retirement(champion, slice_text)}"
     return False, False, f"{why}; champion v{champion.version} stays"
+
+
+def _beats(best: CandidateScore, champion: ChampionScore) -> bool:
+    """Whether the challenger's net test Sharpe beats the champion's re-scored on the same slice."""
+    return best.sharpe is not None and champion.sharpe is not None and best.sharpe > champion.sharpe
 
 
 def _slice_text(score: CandidateScore) -> str:
@@ -305,26 +424,44 @@ def _slice_text(score: CandidateScore) -> str:
 
 def _retirement(champion: ChampionScore, slice_text: str) -> str:
     """Why a champion re-scored below the floor on the run's test slice is retired."""
-    return (f"champion v{champion.version} is retired: its net Sharpe {champion.sharpe:.3f} on the newest test slice "
-            f"{slice_text} does not clear the floor ({floor_text(champion.floor or {})})")
+    return (
+        f"champion v{champion.version} is retired: its net Sharpe {_number(champion.sharpe)} on the newest test slice "
+        f"{slice_text} does not clear the floor ({floor_text(champion.floor or {})})"
+    )
 
 
-def _record(dataset: str, winners: tuple[Challenger, ...], score: CandidateScore, decision_id: str,
-            at: pd.Timestamp, champion: ChampionRecord | None) -> ChampionRecord:
+def _record(
+    dataset: str,
+    winners: tuple[Challenger, ...],
+    score: CandidateScore,
+    decision_id: str,
+    at: pd.Timestamp,
+    champion: ChampionRecord | None,
+) -> ChampionRecord:
     first = winners[0]
-    return ChampionRecord(version=(champion.version if champion else 0) + 1, dataset=dataset, promoted_at=at,
-                          decision=decision_id, segment=score.segment,
-                          profile=dataclasses.replace(first.profile, seed=first.seed), verdict=score.verdict,
-                          test_sharpe=float(score.sharpe), test_first=score.test_first, test_last=score.test_last,
-                          data=first.data, members=tuple(Member(winner.seed, winner.refs) for winner in winners),
-                          replaces=champion.version if champion else None)
+    return ChampionRecord(
+        version=(champion.version if champion else 0) + 1,
+        dataset=dataset,
+        promoted_at=at,
+        decision=decision_id,
+        segment=score.segment,
+        profile=dataclasses.replace(first.profile, seed=first.seed),
+        verdict=score.verdict,
+        test_sharpe=float(score.sharpe or 0.0),  # a promoted candidate was scored
+        test_first=score.test_first,
+        test_last=score.test_last,
+        data=first.data,
+        members=tuple(Member(winner.seed, winner.refs) for winner in winners),
+        replaces=champion.version if champion else None,
+    )
 
 
 def _one_dataset(challengers: Sequence[Challenger]) -> str:
     names = sorted({dataset_name(c.data.uri) for c in challengers})
     if len(names) != 1:
-        raise ConfigError(f"promote got challengers of several data sources ({', '.join(names)}): promote each "
-                          "segment run on its own")
+        raise ConfigError(
+            f"promote got challengers of several data sources ({', '.join(names)}): promote each segment run on its own"
+        )
     return names[0]
 
 
@@ -341,23 +478,36 @@ def _plain(value: Any) -> Any:
 
 # -- reporting --------------------------------------------------------------------------------------------
 
+
 def promotion_markdown(decision: Decision) -> str:
     """The `promotion` artifact: which way, why, the numbers of the challenger, the champion and every candidate."""
     after = f"champion v{decision.version}" if decision.version else "no live champion"
     lines = [f"# Promotion {decision.outcome.upper()}: {decision.dataset}, {after}", "", decision.reason, ""]
     rows = _comparison_rows(decision)
     if rows:  # no table at all when there is neither a promotable challenger nor a champion
-        lines += ["| | segment | seed | verdict | net test Sharpe (challenger's slice) | audit Sharpe | model |",
-                  "|---|---|---|---|---|---|---|", *rows]
-    lines += ["", "Candidates (one per seed, and the seed ensemble of the healthy ones; the best promotable one is "
-              "the challenger):", ""]
+        lines += [
+            "| | segment | seed | verdict | net test Sharpe (challenger's slice) | audit Sharpe | model |",
+            "|---|---|---|---|---|---|---|",
+            *rows,
+        ]
+    lines += [
+        "",
+        "Candidates (one per seed, and the seed ensemble of the healthy ones; the best promotable one is "
+        "the challenger):",
+        "",
+    ]
     lines += [_candidate_line(score) for score in decision.candidates]
-    lines += ["", "Rule: the challenger is the best healthy seed whose test slice starts no earlier than the "
-              "champion's and whose net Sharpe at w_cost 1 with the real fee beats the floor's baselines on that "
-              "slice; it replaces the champion only if it also beats the champion's, re-scored on the challenger's "
-              "test slice with the champion's own scaler, HMM, encoder and agent. A champion that stays but no "
-              "longer clears the floor there is retired.", f"Decision {decision.id} at {format_timestamp(decision.at)}"
-              + (f" (judged again after {decision.lost_races} lost race(s))" if decision.lost_races else "") + "."]
+    lines += [
+        "",
+        "Rule: the challenger is the best healthy seed whose test slice starts no earlier than the "
+        "champion's and whose net Sharpe at w_cost 1 with the real fee beats the floor's baselines on that "
+        "slice; it replaces the champion only if it also beats the champion's, re-scored on the challenger's "
+        "test slice with the champion's own scaler, HMM, encoder and agent. A champion that stays but no "
+        "longer clears the floor there is retired.",
+        f"Decision {decision.id} at {format_timestamp(decision.at)}"
+        + (f" (judged again after {decision.lost_races} lost race(s))" if decision.lost_races else "")
+        + ".",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -366,25 +516,33 @@ def _comparison_rows(decision: Decision) -> list[str]:
     rows = []
     if decision.challenger is not None:
         c = decision.challenger
-        rows.append(f"| challenger | {c.segment} | {seeds_text(c.seeds)} | {c.verdict} | {_number(c.sharpe)} | "
-                    f"{_number(c.audit_sharpe)} | {c.model_id} |")
+        rows.append(
+            f"| challenger | {c.segment} | {seeds_text(c.seeds)} | {c.verdict} | {_number(c.sharpe)} | "
+            f"{_number(c.audit_sharpe)} | {c.model_id} |"
+        )
     if decision.champion is not None:
         k = decision.champion
-        rows.append(f"| champion v{k.version} ({k.profile}), promoted {format_timestamp(k.promoted_at)}, "
-                    f"{k.age_hours:.1f} h ago | {k.segment} | {seeds_text(k.seeds)} | {HEALTHY} | {_number(k.sharpe)} | "
-                    f"{_number(k.own_sharpe)} (own slice) | {k.model_id} |")
-    floor = next((score.floor for score in decision.candidates if score.floor is not None),
-                 decision.champion.floor if decision.champion is not None else None)
+        rows.append(
+            f"| champion v{k.version} ({k.profile}), promoted {format_timestamp(k.promoted_at)}, "
+            f"{k.age_hours:.1f} h ago | {k.segment} | {seeds_text(k.seeds)} | {HEALTHY} | {_number(k.sharpe)} | "
+            f"{_number(k.own_sharpe)} (own slice) | {k.model_id} |"
+        )
+    floor = next(
+        (score.floor for score in decision.candidates if score.floor is not None),
+        decision.champion.floor if decision.champion is not None else None,
+    )
     rows += [f"| floor: {name} | | | | {value:.3f} | | |" for name, value in (floor or {}).items()] if rows else []
     return rows
 
 
 def _candidate_line(score: CandidateScore) -> str:
-    return (f"- {score.label}: verdict {score.verdict}, net test Sharpe {_number(score.sharpe)} (audit "
-            f"{_number(score.audit_sharpe)}), test slice {format_timestamp(score.test_first)} .. "
-            f"{format_timestamp(score.test_last)}" + (f", floor {floor_text(score.floor)}" if score.floor is not None
-                                                       else "")
-            + (f"; not promotable: {score.excluded}" if score.excluded else ""))
+    return (
+        f"- {score.label}: verdict {score.verdict}, net test Sharpe {_number(score.sharpe)} (audit "
+        f"{_number(score.audit_sharpe)}), test slice {format_timestamp(score.test_first)} .. "
+        f"{format_timestamp(score.test_last)}"
+        + (f", floor {floor_text(score.floor)}" if score.floor is not None else "")
+        + (f"; not promotable: {score.excluded}" if score.excluded else "")
+    )
 
 
 def _number(value: float | None) -> str:

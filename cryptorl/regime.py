@@ -59,6 +59,8 @@ class InitReport:
 class _FlooredGaussianHMM(GaussianHMM):
     """GaussianHMM whose M-step keeps every variance >= min_covar (hmmlearn only floors the init)."""
 
+    _covars_: np.ndarray  # hmmlearn's storage behind `covars_`
+
     def _do_mstep(self, stats: dict) -> None:
         super()._do_mstep(stats)
         if self.covariance_type == "spherical":
@@ -129,7 +131,7 @@ class RegimeModel:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> "RegimeModel":
+    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> RegimeModel:
         """Reload `to_bytes` output; `source` names the artifact in errors."""
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
@@ -137,22 +139,29 @@ class RegimeModel:
             meta = json.loads(str(arrays.pop("meta")))
             if meta.get("format") != _FORMAT:
                 raise ValueError(f"format {meta.get('format')!r}, expected {_FORMAT!r}")
-            hmm = _build_hmm(meta["covariance_type"], arrays["startprob"], arrays["transmat"],
-                             arrays["means"], arrays["covars"])
+            hmm = _build_hmm(
+                meta["covariance_type"], arrays["startprob"], arrays["transmat"], arrays["means"], arrays["covars"]
+            )
             columns = tuple(meta["columns"])
             if hmm.means_.shape[1] != len(columns) or arrays["center"].shape != (len(columns),):
                 raise ValueError(f"means of shape {hmm.means_.shape} do not match {len(columns)} columns")
-            return cls(hmm=hmm, columns=columns, center=arrays["center"], scale=arrays["scale"],
-                       log_likelihood=float(meta["log_likelihood"]), n_train_rows=int(meta["n_train_rows"]),
-                       inits=tuple(InitReport(**report) for report in meta["inits"]),
-                       converged=bool(meta["converged"]))
+            return cls(
+                hmm=hmm,
+                columns=columns,
+                center=arrays["center"],
+                scale=arrays["scale"],
+                log_likelihood=float(meta["log_likelihood"]),
+                n_train_rows=int(meta["n_train_rows"]),
+                inits=tuple(InitReport(**report) for report in meta["inits"]),
+                converged=bool(meta["converged"]),
+            )
         except (ValueError, KeyError, TypeError, AttributeError, OSError, zipfile.BadZipFile) as exc:
-            raise CheckpointError(f"cannot load regime model {source}: {exc}; "
-                                  "re-run the fit_hmm stage to rebuild it") from None
+            raise CheckpointError(
+                f"cannot load regime model {source}: {exc}; re-run the fit_hmm stage to rebuild it"
+            ) from None
 
 
-def fit_regime_model(train_features: pd.DataFrame, seed: int = 0, *,
-                     config: RegimeConfig | None = None) -> RegimeModel:
+def fit_regime_model(train_features: pd.DataFrame, seed: int = 0, *, config: RegimeConfig | None = None) -> RegimeModel:
     """Fit the regime HMM on the train rows of `config.columns` (non-finite warm-up rows dropped).
 
     Runs `config.n_inits` EM restarts with seeds derived from `seed` and keeps the best
@@ -164,32 +173,48 @@ def fit_regime_model(train_features: pd.DataFrame, seed: int = 0, *,
     x = x[np.isfinite(x).all(axis=1)]  # (N, F): warm-up rows dropped
     min_rows = MIN_ROWS_PER_STATE * config.n_states
     if len(x) < min_rows:
-        raise DataError(f"regime fit: only {len(x)} training rows have finite {', '.join(config.columns)}; "
-                        f"need at least {min_rows} ({MIN_ROWS_PER_STATE} per state): use a longer train slice")
+        raise DataError(
+            f"regime fit: only {len(x)} training rows have finite {', '.join(config.columns)}; "
+            f"need at least {min_rows} ({MIN_ROWS_PER_STATE} per state): use a longer train slice"
+        )
     center, scale = x.mean(axis=0), x.std(axis=0)  # (F,), (F,)
-    for column, mu, sigma in zip(config.columns, center, scale):
+    for column, mu, sigma in zip(config.columns, center, scale, strict=True):
         if sigma <= 1e-9 * max(abs(mu), 1.0):
-            raise DataError(f"regime fit: column {column!r} is constant ({mu:g}) on the {len(x)} training rows; "
-                            "remove it from regime.columns or check the feature")
+            raise DataError(
+                f"regime fit: column {column!r} is constant ({mu:g}) on the {len(x)} training rows; "
+                "remove it from regime.columns or check the feature"
+            )
     z = (x - center) / scale  # (N, F)
 
-    best, reports = None, []
+    best: tuple[GaussianHMM, InitReport, float] | None = None
+    reports: list[InitReport] = []
     for index, init_seed in enumerate(_init_seeds(seed, config.n_inits)):
         # One thread: k-means' OpenMP threads gain nothing on a few thousand rows, and when segments
         # fit in parallel processes their spin-waiting made a fit 5-10x slower on a 2-core machine.
         with threadpool_limits(limits=1):
             hmm, report = _fit_once(z, init_seed, index == 0, config)
         reports.append(report)
-        if hmm is not None and (best is None or report.log_likelihood > best[1].log_likelihood):
-            best = (hmm, report)
+        if hmm is None or report.log_likelihood is None:  # this initialisation failed
+            continue
+        if best is None or report.log_likelihood > best[2]:
+            best = (hmm, report, report.log_likelihood)
     if best is None:
-        raise DataError(f"regime fit: all {config.n_inits} HMM initialisations failed on {len(z)} rows "
-                        f"(last error: {reports[-1].error}); check the features for extreme values, "
-                        "or lower regime.n_states / use regime.covariance_type=diag")
-    hmm, report = best
-    return RegimeModel(hmm=_order_by_volatility(hmm, config.columns), columns=tuple(config.columns),
-                       center=center, scale=scale, log_likelihood=float(report.log_likelihood),
-                       n_train_rows=len(z), inits=tuple(reports), converged=report.converged)
+        raise DataError(
+            f"regime fit: all {config.n_inits} HMM initialisations failed on {len(z)} rows "
+            f"(last error: {reports[-1].error}); check the features for extreme values, "
+            "or lower regime.n_states / use regime.covariance_type=diag"
+        )
+    hmm, report, log_likelihood = best
+    return RegimeModel(
+        hmm=_order_by_volatility(hmm, config.columns),
+        columns=tuple(config.columns),
+        center=center,
+        scale=scale,
+        log_likelihood=log_likelihood,
+        n_train_rows=len(z),
+        inits=tuple(reports),
+        converged=report.converged,
+    )
 
 
 def forward_filter(startprob: np.ndarray, transmat: np.ndarray, log_emission: np.ndarray) -> np.ndarray:
@@ -228,11 +253,18 @@ def _bayes_update(prior: np.ndarray, evidence: np.ndarray, log_emission: np.ndar
     return np.exp(log_posterior - log_posterior.max())
 
 
-def _fit_once(z: np.ndarray, init_seed: int, first: bool,
-              config: RegimeConfig) -> tuple[GaussianHMM | None, InitReport]:
+def _fit_once(
+    z: np.ndarray, init_seed: int, first: bool, config: RegimeConfig
+) -> tuple[GaussianHMM | None, InitReport]:
     """One EM restart (the first from k-means means); numeric failures become a report, not an exception."""
-    hmm = _FlooredGaussianHMM(n_components=config.n_states, covariance_type=config.covariance_type,
-                              min_covar=MIN_COVAR, n_iter=config.n_iter, tol=config.tol, random_state=init_seed)
+    hmm = _FlooredGaussianHMM(
+        n_components=config.n_states,
+        covariance_type=config.covariance_type,
+        min_covar=MIN_COVAR,
+        n_iter=config.n_iter,
+        tol=config.tol,
+        random_state=init_seed,
+    )
     if not first:
         # k-means (hmmlearn's init) lands on the same partition for every seed: it splits the wide
         # high-volatility cloud along the return columns. Later restarts start from distinct random
@@ -248,13 +280,15 @@ def _fit_once(z: np.ndarray, init_seed: int, first: bool,
             raise FloatingPointError("EM produced non-finite parameters")
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__  # keep the one-line error rule
-        return None, InitReport(seed=init_seed, converged=False, n_iter=hmm.monitor_.iter,
-                                log_likelihood=None, error=message)
+        return None, InitReport(
+            seed=init_seed, converged=False, n_iter=hmm.monitor_.iter, log_likelihood=None, error=message
+        )
     history = hmm.monitor_.history
     # hmmlearn's monitor_.converged is also True when n_iter simply ran out; we report the tol test only.
     converged = len(history) >= 2 and history[-1] - history[-2] < config.tol
-    return hmm, InitReport(seed=init_seed, converged=bool(converged), n_iter=hmm.monitor_.iter,
-                           log_likelihood=log_likelihood)
+    return hmm, InitReport(
+        seed=init_seed, converged=bool(converged), n_iter=hmm.monitor_.iter, log_likelihood=log_likelihood
+    )
 
 
 def _init_seeds(seed: int, n_inits: int) -> list[int]:
@@ -270,12 +304,14 @@ def _order_by_volatility(hmm: GaussianHMM, columns: tuple[str, ...]) -> Gaussian
         key = np.trace(hmm.covars_, axis1=1, axis2=2)  # (K,)
     order = np.argsort(key, kind="stable")  # (K,) new state k is old state order[k]
     covars = hmm._covars_ if hmm.covariance_type == "tied" else hmm._covars_[order]  # tied: shared by all
-    return _build_hmm(hmm.covariance_type, hmm.startprob_[order], hmm.transmat_[np.ix_(order, order)],
-                      hmm.means_[order], covars)
+    return _build_hmm(
+        hmm.covariance_type, hmm.startprob_[order], hmm.transmat_[np.ix_(order, order)], hmm.means_[order], covars
+    )
 
 
-def _build_hmm(covariance_type: str, startprob: np.ndarray, transmat: np.ndarray,
-               means: np.ndarray, covars: np.ndarray) -> GaussianHMM:
+def _build_hmm(
+    covariance_type: str, startprob: np.ndarray, transmat: np.ndarray, means: np.ndarray, covars: np.ndarray
+) -> GaussianHMM:
     """A GaussianHMM from its parameters (`covars` in hmmlearn's native shape for the type)."""
     n_states, n_features = means.shape
     hmm = _FlooredGaussianHMM(n_components=n_states, covariance_type=covariance_type, min_covar=MIN_COVAR)
@@ -288,8 +324,10 @@ def _build_hmm(covariance_type: str, startprob: np.ndarray, transmat: np.ndarray
 def _hmm_inputs(features: pd.DataFrame, columns: tuple[str, ...], where: str) -> np.ndarray:
     missing = [column for column in columns if column not in features.columns]
     if missing:
-        raise DataError(f"{where}: features lack column(s) {', '.join(missing)}; pass the technical features "
-                        "frame (extra columns are ignored) or change regime.columns")
+        raise DataError(
+            f"{where}: features lack column(s) {', '.join(missing)}; pass the technical features "
+            "frame (extra columns are ignored) or change regime.columns"
+        )
     return features.loc[:, list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)  # (T, F)
 
 
@@ -313,4 +351,3 @@ def _normalised_entropy(probs: np.ndarray) -> np.ndarray:
         terms = np.where(probs > 0, probs * np.log(probs), 0.0)  # (T, K), 0 log 0 = 0
     entropy = (0.0 - terms.sum(axis=1)) / np.log(probs.shape[1])  # (T,); 0.0 - avoids -0.0
     return np.where(np.isnan(probs).any(axis=1), np.nan, entropy)
-

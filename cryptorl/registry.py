@@ -31,7 +31,8 @@ import pandas as pd
 from cryptorl.config import STAGE_CLASSES, STAGE_NAMES, Profile
 from cryptorl.errors import ArtifactNotFoundError, CheckpointError
 from cryptorl.hashing import sha256_bytes
-from cryptorl.storage import ArtifactRef, ArtifactStore, one_line as _one_line
+from cryptorl.storage import ArtifactRef, ArtifactStore
+from cryptorl.storage import one_line as _one_line
 
 # 2: `members` (one model, or a seed ensemble), each artifact as a key in the store (so a copied, restored or
 # re-prefixed store still reads) with its sha256. 1 (one `seed`, absolute `refs` URIs) is read too, its URIs
@@ -41,7 +42,6 @@ SCHEMA_V1 = "cryptorl.champion/1"
 _RECORD_FIX = "restore it from a backup of the store, or delete it"
 PREFIX = "registry"
 _VERSION_FILE = re.compile(r"^(\d{6})\.json$")
-
 
 
 @dataclass(frozen=True)
@@ -120,40 +120,66 @@ class ChampionRecord:
 
     def to_json(self, store: ArtifactStore) -> dict[str, Any]:
         """The record as it lies in `store`: artifacts by key (relative to the store) and sha256."""
-        return {"schema": SCHEMA, "version": self.version, "dataset": self.dataset,
-                "promoted_at": self.promoted_at.isoformat(), "decision": self.decision, "segment": self.segment,
-                "profile": self.profile.name, "verdict": self.verdict,
-                "test_sharpe": self.test_sharpe, "test_slice": {"first": self.test_first.isoformat(),
-                                                                "last": self.test_last.isoformat()},
-                "data": {"uri": self.data.uri, "sha256": self.data.sha256},  # the data source: outside the store
-                "members": [{"seed": member.seed, "refs": {name: {"key": store.key_of(ref), "sha256": ref.sha256}
-                                                           for name, ref in vars(member.refs).items()}}
-                            for member in self.members],
-                "configs": {name: dataclasses.asdict(getattr(self.profile, name)) for name in STAGE_NAMES},
-                "replaces": self.replaces}
+        return {
+            "schema": SCHEMA,
+            "version": self.version,
+            "dataset": self.dataset,
+            "promoted_at": self.promoted_at.isoformat(),
+            "decision": self.decision,
+            "segment": self.segment,
+            "profile": self.profile.name,
+            "verdict": self.verdict,
+            "test_sharpe": self.test_sharpe,
+            "test_slice": {"first": self.test_first.isoformat(), "last": self.test_last.isoformat()},
+            "data": {"uri": self.data.uri, "sha256": self.data.sha256},  # the data source: outside the store
+            "members": [
+                {
+                    "seed": member.seed,
+                    "refs": {
+                        name: {"key": store.key_of(ref), "sha256": ref.sha256}
+                        for name, ref in vars(member.refs).items()
+                    },
+                }
+                for member in self.members
+            ],
+            "configs": {name: dataclasses.asdict(getattr(self.profile, name)) for name in STAGE_NAMES},
+            "replaces": self.replaces,
+        }
 
     @classmethod
-    def from_json(cls, value: Any, source: str, store: ArtifactStore) -> "ChampionRecord":
+    def from_json(cls, value: Any, source: str, store: ArtifactStore) -> ChampionRecord:
         """Rebuild a record written by `to_json` into `store`; `source` names it in errors."""
         try:
             if not isinstance(value, dict):
                 raise ValueError(f"it holds a JSON {type(value).__name__}, not an object")
             if value.get("schema") not in (SCHEMA, SCHEMA_V1):
                 raise ValueError(f"schema {value.get('schema')!r}, expected {SCHEMA!r}")
-            members = tuple(Member(int(member["seed"]), ModelRefs(**{name: _ref_of(ref, store)
-                                                                      for name, ref in member["refs"].items()}))
-                            for member in (value["members"] if value["schema"] == SCHEMA else [value]))
-            return cls(version=int(value["version"]), dataset=str(value["dataset"]),
-                       promoted_at=pd.Timestamp(value["promoted_at"]), decision=str(value["decision"]),
-                       segment=int(value["segment"]),
-                       profile=profile_from_json(value["profile"], members[0].seed, value["configs"]),
-                       verdict=str(value["verdict"]), test_sharpe=float(value["test_sharpe"]),
-                       test_first=pd.Timestamp(value["test_slice"]["first"]),
-                       test_last=pd.Timestamp(value["test_slice"]["last"]), data=ArtifactRef(**value["data"]),
-                       members=members, replaces=value["replaces"])
+            members = tuple(
+                Member(
+                    int(member["seed"]),
+                    ModelRefs(**{name: _ref_of(ref, store) for name, ref in member["refs"].items()}),
+                )
+                for member in (value["members"] if value["schema"] == SCHEMA else [value])
+            )
+            return cls(
+                version=int(value["version"]),
+                dataset=str(value["dataset"]),
+                promoted_at=pd.Timestamp(value["promoted_at"]),
+                decision=str(value["decision"]),
+                segment=int(value["segment"]),
+                profile=profile_from_json(value["profile"], members[0].seed, value["configs"]),
+                verdict=str(value["verdict"]),
+                test_sharpe=float(value["test_sharpe"]),
+                test_first=pd.Timestamp(value["test_slice"]["first"]),
+                test_last=pd.Timestamp(value["test_slice"]["last"]),
+                data=ArtifactRef(**value["data"]),
+                members=members,
+                replaces=value["replaces"],
+            )
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"registry record {source} is malformed ({type(exc).__name__}: {exc}); "
-                                  f"{_RECORD_FIX}") from None
+            raise CheckpointError(
+                f"registry record {source} is malformed ({type(exc).__name__}: {exc}); {_RECORD_FIX}"
+            ) from None
 
 
 def _ref_of(stored: dict[str, str], store: ArtifactStore) -> ArtifactRef:
@@ -175,12 +201,18 @@ def profile_from_json(name: str, seed: int, configs: dict[str, dict[str, Any]]) 
     stages = {}
     for stage, config_class in STAGE_CLASSES.items():
         known = {field.name for field in dataclasses.fields(config_class)}
-        stages[stage] = config_class(**{key: tuple(value) if isinstance(value, list) else value
-                                        for key, value in configs.get(stage, {}).items() if key in known})
+        stages[stage] = config_class(
+            **{
+                key: tuple(value) if isinstance(value, list) else value
+                for key, value in configs.get(stage, {}).items()
+                if key in known
+            }
+        )
     return Profile(name=name, seed=seed, **stages)
 
 
 # -- addressing --------------------------------------------------------------------------------------------
+
 
 def version_key(dataset: str, version: int) -> str:
     return f"{PREFIX}/{dataset}/versions/{version:06d}.json"
@@ -200,6 +232,7 @@ def decision_key(dataset: str, at: pd.Timestamp, decision_id: str) -> str:
 
 
 # -- reading -----------------------------------------------------------------------------------------------
+
 
 def version_numbers(store: ArtifactStore, dataset: str) -> list[int]:
     """The promoted versions, oldest first (temporary files of a write in progress are not versions)."""
@@ -236,8 +269,11 @@ def read_retirement(store: ArtifactStore, dataset: str, version: int) -> dict[st
         retirement = read_record(store, key)
         return {name: str(retirement[name]) for name in ("at", "decision", "reason")}
     except (CheckpointError, KeyError, TypeError) as exc:
-        return {"at": "(unknown)", "decision": "(unknown)",
-                "reason": f"its retirement record {store.uri(key)} is unreadable ({_one_line(exc)})"}
+        return {
+            "at": "(unknown)",
+            "decision": "(unknown)",
+            "reason": f"its retirement record {store.uri(key)} is unreadable ({_one_line(exc)})",
+        }
 
 
 def current_champion(store: ArtifactStore, dataset: str) -> ChampionRecord | None:
@@ -249,14 +285,18 @@ def current_champion(store: ArtifactStore, dataset: str) -> ChampionRecord | Non
 def require_champion(store: ArtifactStore, dataset: str) -> ChampionRecord:
     newest = newest_version(store, dataset)
     if newest is None:
-        raise ArtifactNotFoundError(f"no champion for data source {dataset!r} in {store.url} yet: run a segment on "
-                                    "this data (cryptorl run --data ...); a healthy audited agent that clears the "
-                                    "promotion floor promotes itself")
+        raise ArtifactNotFoundError(
+            f"no champion for data source {dataset!r} in {store.url} yet: run a segment on "
+            "this data (cryptorl run --data ...); a healthy audited agent that clears the "
+            "promotion floor promotes itself"
+        )
     retired = read_retirement(store, dataset, newest.version)
     if retired:
-        raise ArtifactNotFoundError(f"no live champion for data source {dataset!r} in {store.url}: {newest.identity} "
-                                    f"was retired {retired['at']}: {retired['reason']}; run a segment on newer bars "
-                                    "to promote one that clears the floor")
+        raise ArtifactNotFoundError(
+            f"no live champion for data source {dataset!r} in {store.url}: {newest.identity} "
+            f"was retired {retired['at']}: {retired['reason']}; run a segment on newer bars "
+            "to promote one that clears the floor"
+        )
     return newest
 
 
@@ -283,8 +323,10 @@ def decisions(store: ArtifactStore, dataset: str, last: int | None = None) -> tu
         try:
             decision = read_record(store, key)
             if not isinstance(decision, dict) or not all(name in decision for name in DECISION_FIELDS):
-                raise CheckpointError(f"registry record {store.uri(key)} is malformed (it lacks "
-                                      f"{', '.join(DECISION_FIELDS)}); {_RECORD_FIX}")
+                raise CheckpointError(
+                    f"registry record {store.uri(key)} is malformed (it lacks "
+                    f"{', '.join(DECISION_FIELDS)}); {_RECORD_FIX}"
+                )
             logged.append(decision)
         except CheckpointError as exc:
             unreadable.append(str(exc))
@@ -292,6 +334,7 @@ def decisions(store: ArtifactStore, dataset: str, last: int | None = None) -> tu
 
 
 # -- writing -----------------------------------------------------------------------------------------------
+
 
 def create_version(store: ArtifactStore, record: ChampionRecord) -> bool:
     """Create `record`'s version if nobody did; on success also point champion.json at the newest version.
@@ -314,8 +357,9 @@ def retire(store: ArtifactStore, record: ChampionRecord, at: pd.Timestamp, decis
     return True
 
 
-def log_decision(store: ArtifactStore, dataset: str, at: pd.Timestamp, decision_id: str,
-                 decision: dict[str, Any]) -> ArtifactRef:
+def log_decision(
+    store: ArtifactStore, dataset: str, at: pd.Timestamp, decision_id: str, decision: dict[str, Any]
+) -> ArtifactRef:
     return store.write_json(decision_key(dataset, at, decision_id), decision)
 
 
@@ -323,13 +367,16 @@ def _sync_champion_pointer(store: ArtifactStore, dataset: str) -> None:
     """Write champion.json from the newest version (and its retirement) until it stays the newest after the write."""
     while True:
         newest = version_numbers(store, dataset)[-1]
-        pointer = read_record(store, version_key(dataset, newest)) | {"retired": read_retirement(store, dataset, newest)}
+        pointer = read_record(store, version_key(dataset, newest)) | {
+            "retired": read_retirement(store, dataset, newest)
+        }
         store.write_bytes(champion_key(dataset), json.dumps(pointer, indent=2, sort_keys=True).encode())
         if version_numbers(store, dataset)[-1] == newest:
             return
 
 
 # -- reporting ---------------------------------------------------------------------------------------------
+
 
 def champion_lines(store: ArtifactStore, dataset: str, now: pd.Timestamp, last_decisions: int = 10) -> list[str]:
     """What `cryptorl champion` prints: the live model, the promotion history, the recent decisions and any record
@@ -338,14 +385,19 @@ def champion_lines(store: ArtifactStore, dataset: str, now: pd.Timestamp, last_d
     versions, unreadable = history(store, dataset)
     retired = {r.version: read_retirement(store, dataset, r.version) for r in versions}
     logged, unread_decisions = decisions(store, dataset, last_decisions)
-    lines = [f"no champion for {dataset!r} in {store.url} yet"] if not versions else _record_lines(
-        versions[-1], store.url, now, retired[versions[-1].version])
+    lines = (
+        [f"no champion for {dataset!r} in {store.url} yet"]
+        if not versions
+        else _record_lines(versions[-1], store.url, now, retired[versions[-1].version])
+    )
     lines.append(f"history ({len(versions)} promotion{'s' * (len(versions) != 1)}):")
-    lines += [f"  v{r.version}  {_when(r.promoted_at)}  segment {r.segment}  {_seeds_label(r.seeds)}  "
-              f"{r.profile.name}  Sharpe {r.test_sharpe:.3f}  model {r.model_id}"
-              + (f"  replaced v{r.replaces}" if r.replaces else "  (first)")
-              + (f"  retired {_when_text(retired[r.version]['at'])}" if retired[r.version] else "")
-              for r in versions]
+    lines += [
+        f"  v{r.version}  {_when(r.promoted_at)}  segment {r.segment}  {_seeds_label(r.seeds)}  "
+        f"{r.profile.name}  Sharpe {r.test_sharpe:.3f}  model {r.model_id}"
+        + (f"  replaced v{r.replaces}" if r.replaces else "  (first)")
+        + (f"  retired {_when_text(retirement['at'])}" if (retirement := retired[r.version]) else "")
+        for r in versions
+    ]
     lines.append(f"recent decisions ({len(logged)}):")
     lines += [f"  {_when_text(d['at'])}  {d['outcome']}  {d['reason']}" for d in logged]
     problems = [*unreadable, *unread_decisions]
@@ -355,20 +407,31 @@ def champion_lines(store: ArtifactStore, dataset: str, now: pd.Timestamp, last_d
     return lines
 
 
-def _record_lines(record: ChampionRecord, store_url: str, now: pd.Timestamp,
-                  retired: dict[str, Any] | None) -> list[str]:
-    header = f"champion of {record.dataset!r} in {store_url}: {record.identity}" if retired is None else (
-        f"no live champion of {record.dataset!r} in {store_url}: the last one, {record.identity}, was retired "
-        f"{_when_text(retired['at'])} by decision {retired['decision']}: {retired['reason']}")
-    return [header,
-            f"  segment {record.segment} (test {_when(record.test_first)} .. {_when(record.test_last)}), "
-            f"{_seeds_label(record.seeds)}, profile {record.profile.name}",
-            f"  verdict {record.verdict}, net test Sharpe {record.test_sharpe:.3f} at w_cost 1 (real fee "
-            f"{record.profile.env.fee:g})",
-            f"  promoted {_when(record.promoted_at)} ({record.age_hours(now):,.1f} h ago) by decision "
-            f"{record.decision}; data {record.data.uri} (sha256 {record.data.sha256[:12]} then)",
-            *(f"  {name}{'' if len(record.members) == 1 else f' (seed {member.seed})'}: {ref.uri}"
-              for member in record.members for name, ref in vars(member.refs).items())]
+def _record_lines(
+    record: ChampionRecord, store_url: str, now: pd.Timestamp, retired: dict[str, Any] | None
+) -> list[str]:
+    header = (
+        f"champion of {record.dataset!r} in {store_url}: {record.identity}"
+        if retired is None
+        else (
+            f"no live champion of {record.dataset!r} in {store_url}: the last one, {record.identity}, was retired "
+            f"{_when_text(retired['at'])} by decision {retired['decision']}: {retired['reason']}"
+        )
+    )
+    return [
+        header,
+        f"  segment {record.segment} (test {_when(record.test_first)} .. {_when(record.test_last)}), "
+        f"{_seeds_label(record.seeds)}, profile {record.profile.name}",
+        f"  verdict {record.verdict}, net test Sharpe {record.test_sharpe:.3f} at w_cost 1 (real fee "
+        f"{record.profile.env.fee:g})",
+        f"  promoted {_when(record.promoted_at)} ({record.age_hours(now):,.1f} h ago) by decision "
+        f"{record.decision}; data {record.data.uri} (sha256 {record.data.sha256[:12]} then)",
+        *(
+            f"  {name}{'' if len(record.members) == 1 else f' (seed {member.seed})'}: {ref.uri}"
+            for member in record.members
+            for name, ref in vars(member.refs).items()
+        ),
+    ]
 
 
 def seeds_text(seeds: tuple[int, ...]) -> str:

@@ -30,18 +30,25 @@ class RunSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     profile: ProfileChoice = Field(
-        "default", description="scale and training choices: smoke (CI), demo (make demo), cpu (one segment in "
-                               "<= 15 min on 2 cores), gpu (the original system's scale with the "
-                               "training levers), reference (the original system's exact configuration); default: this machine's $CRYPTORL_PROFILE, else smoke")
+        "default",
+        description="scale and training choices: smoke (CI), demo (make demo), cpu (one segment in <= 15 min on 2 "
+        "cores), gpu (the original system's scale with the training levers), reference (the original system's exact "
+        "configuration); default: this machine's $CRYPTORL_PROFILE, else smoke",
+    )
     overrides: dict[str, str] = Field(
-        default_factory=dict, description='config values replacing the profile\'s, {"STAGE.KEY": "VALUE"}, e.g. '
-                                          '{"train.gamma": "0.9", "train.net_arch": "64,64"}')
+        default_factory=dict,
+        description='config values replacing the profile\'s, {"STAGE.KEY": "VALUE"}, e.g. '
+        '{"train.gamma": "0.9", "train.net_arch": "64,64"}',
+    )
     timesteps: int = Field(0, ge=0, description="TQC training steps; 0 keeps the profile's")
-    seeds: list[int] = Field(default_factory=list, description="random seeds trained, each its own cached run "
-                                                               "on the shared split; empty: the profile's seed")
+    seeds: list[int] = Field(
+        default_factory=list,
+        description="random seeds trained, each its own cached run on the shared split; empty: the profile's seed",
+    )
     data: str = Field("", description="OHLCV file or URL; empty: the bundled BTC/USDT 1h file")
-    storage: str = Field("", description="artifact store URL (file://, s3://, memory://); empty: "
-                                         "$CRYPTORL_STORAGE, else ./artifacts")
+    storage: str = Field(
+        "", description="artifact store URL (file://, s3://, memory://); empty: $CRYPTORL_STORAGE, else ./artifacts"
+    )
     clean: bool = Field(False, description="recompute every task, ignoring cached results")
 
     @field_validator("profile", mode="before")
@@ -76,7 +83,7 @@ class RunSpec(BaseModel):
         return "" if value is None else value
 
     @classmethod
-    def parse(cls, **inputs: Any) -> "RunSpec":
+    def parse(cls, **inputs: Any) -> RunSpec:
         """The spec of these inputs, checked up front: any bad one is one `ConfigError` line."""
         try:
             spec = cls(**inputs)
@@ -87,7 +94,9 @@ class RunSpec(BaseModel):
                 raise cause from None
             where = ".".join(str(part) for part in error["loc"])
             if error["type"] == "literal_error":
-                raise ConfigError(f"unknown {where} {error['input']!r}: use one of {error['ctx']['expected']}") from None
+                raise ConfigError(
+                    f"unknown {where} {error['input']!r}: use one of {error['ctx']['expected']}"
+                ) from None
             raise ConfigError(f"run input {where}={error.get('input')!r}: {error['msg']}") from None
         spec.config  # noqa: B018  (resolving the profile checks every override)
         return spec
@@ -111,7 +120,7 @@ class RunSpec(BaseModel):
     def store(self) -> ArtifactStore:
         return ArtifactStore(self.storage or None)
 
-    def with_changes(self, **changes: Any) -> "RunSpec":
+    def with_changes(self, **changes: Any) -> RunSpec:
         """A copy with some inputs replaced (validated like the original)."""
         return RunSpec.parse(**{**self.model_dump(), **changes})
 
@@ -138,7 +147,7 @@ def override_text(value: Any, key: str) -> str:
         return str(value)
     if isinstance(value, (list, tuple)) and all(isinstance(item, (int, float, str)) for item in value):
         return ",".join(str(item) for item in value)
-    raise ConfigError(f"override {key}={value!r}: write a string, number or boolean (a tuple as \"64,64\")")
+    raise ConfigError(f'override {key}={value!r}: write a string, number or boolean (a tuple as "64,64")')
 
 
 def parse_seeds(spec: str | int | list[int] | tuple[int, ...]) -> list[int]:
@@ -156,8 +165,10 @@ def parse_seeds(spec: str | int | list[int] | tuple[int, ...]) -> list[int]:
 def select_segments(spec: str | int | list[int], available: int) -> list[int]:
     """Segment numbers of `spec` among `available`: "all", "latest", "3", "0-3", "0,2,5" (combinable: "0-3,7")."""
     if available == 0:
-        raise ConfigError("the data holds no complete segment with this WFO config; "
-                          "add data or shorten wfo.train / wfo.eval / wfo.test")
+        raise ConfigError(
+            "the data holds no complete segment with this WFO config; "
+            "add data or shorten wfo.train / wfo.eval / wfo.test"
+        )
     text = str(spec).strip()
     if isinstance(spec, (list, tuple)):
         numbers = [int(n) for n in spec]
@@ -169,8 +180,10 @@ def select_segments(spec: str | int | list[int], available: int) -> list[int]:
         numbers = [n for part in text.split(",") for n in _segment_part(part.strip(), spec)]
     outside = [n for n in numbers if not 0 <= n < available]
     if outside:
-        raise ConfigError(f"segments {spec!r}: segment {outside[0]} does not exist (the data holds "
-                          f"0..{available - 1}); fix: pick segments in that range, or add data")
+        raise ConfigError(
+            f"segments {spec!r}: segment {outside[0]} does not exist (the data holds "
+            f"0..{available - 1}); fix: pick segments in that range, or add data"
+        )
     return sorted(set(numbers))
 
 
@@ -181,4 +194,3 @@ def _segment_part(part: str, spec: Any) -> list[int]:
     if not match or int(match[1]) > int(match[2]):
         raise ConfigError(f"segments {spec!r}: cannot read {part!r}; write e.g. {SEGMENTS_SYNTAX}")
     return list(range(int(match[1]), int(match[2]) + 1))
-

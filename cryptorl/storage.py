@@ -12,8 +12,10 @@ identified by content. `update` is a read-modify-write that concurrent writers c
 
 from __future__ import annotations
 
+import builtins  # `ArtifactStore.list` shadows the builtin in the class body's annotations
 import errno
 import fcntl
+import functools
 import io
 import json
 import os
@@ -21,19 +23,22 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import fsspec
 import pandas as pd
+
 try:
     from botocore.exceptions import BotoCoreError
 except ImportError:  # no S3 support installed (the bare GPU check of benchmarks/gpu_profile.sh): nothing raises it
+
     class BotoCoreError(Exception):  # type: ignore[no-redef]
         """Stands in for botocore's base error where botocore is absent."""
+
 
 from cryptorl.errors import ArtifactNotFoundError, StorageError
 from cryptorl.hashing import sha256_bytes
@@ -47,7 +52,8 @@ _STORE_FORMS = "use file://PATH, s3://BUCKET/PREFIX or memory://PATH"
 _TRANSIENT_ATTEMPTS = 4  # remote stores only: 0.5 s, 1 s, 2 s backoff between attempts
 # The reachability probe asks once: no botocore retries, and a dead endpoint costs seconds, not minutes.
 _PROBE_OPTIONS: dict[str, dict[str, Any]] = {
-    "s3": {"config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 5, "read_timeout": 10}}}
+    "s3": {"config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 5, "read_timeout": 10}}
+}
 _REACHABLE: set[str] = set()  # store URLs this process has probed and found reachable
 _MEMORY_CREATE_LOCK = threading.Lock()
 _UPDATE_ATTEMPTS = 8  # S3 updates that lost the race to another writer, before giving up
@@ -74,13 +80,17 @@ class ArtifactStore:
     def __init__(self, url: str | None = None) -> None:
         url = default_store_url() if url is None else url
         if not url.strip():  # an empty --storage or $CRYPTORL_STORAGE is a mistake, never "the default"
-            raise StorageError(f"the artifact store URL is empty; {_STORE_FORMS} (--storage or ${STORE_ENV_VAR}; "
-                               f"unset, it is {DEFAULT_STORE_URL})")
+            raise StorageError(
+                f"the artifact store URL is empty; {_STORE_FORMS} (--storage or ${STORE_ENV_VAR}; "
+                f"unset, it is {DEFAULT_STORE_URL})"
+            )
         self.url = _normalise_url(url)
         self.protocol = self.url.split("://", 1)[0]
         if self.protocol not in SUPPORTED_PROTOCOLS:
-            raise StorageError(f"artifact store {self.url!r}: protocol {self.protocol!r} is not supported; "
-                               f"{_STORE_FORMS} (--storage or ${STORE_ENV_VAR})")
+            raise StorageError(
+                f"artifact store {self.url!r}: protocol {self.protocol!r} is not supported; "
+                f"{_STORE_FORMS} (--storage or ${STORE_ENV_VAR})"
+            )
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url)
         except (ImportError, ValueError) as exc:
@@ -103,7 +113,7 @@ class ArtifactStore:
         prefix = self.url.rstrip("/") + "/"
         if not uri.startswith(prefix):
             raise StorageError(f"artifact {uri!r} is not in store {self.url!r}: open the store it was written to")
-        return uri[len(prefix):]
+        return uri[len(prefix) :]
 
     def check_reachable(self) -> None:
         """Fail in seconds, before any work, when the store cannot be written: one request, no retries.
@@ -118,8 +128,11 @@ class ArtifactStore:
         if self.is_local:
             _check_writable_dir(Path(self.root), self.url)
         elif self.protocol in _PROBE_OPTIONS:
-            _probe_bucket(fsspec.filesystem(self.protocol, skip_instance_cache=True,
-                                            **_PROBE_OPTIONS[self.protocol]), self.root, self.url)
+            _probe_bucket(
+                fsspec.filesystem(self.protocol, skip_instance_cache=True, **_PROBE_OPTIONS[self.protocol]),
+                self.root,
+                self.url,
+            )
         _REACHABLE.add(self.url)
 
     def check_exists(self) -> None:
@@ -132,8 +145,10 @@ class ArtifactStore:
         else:
             holds = self._retry(lambda: self.fs.isdir(self.root), f"stat {self.url}")
         if not holds:
-            raise StorageError(f"artifact store {self.url} does not exist (nothing at {self.root}); check --storage / "
-                               f"${STORE_ENV_VAR}: a store holds segments/ and registry/ once a run has written it")
+            raise StorageError(
+                f"artifact store {self.url} does not exist (nothing at {self.root}); check --storage / "
+                f"${STORE_ENV_VAR}: a store holds segments/ and registry/ once a run has written it"
+            )
 
     # -- bytes ----------------------------------------------------------------------------------
     def write_bytes(self, key: str, data: bytes) -> ArtifactRef:
@@ -182,12 +197,15 @@ class ArtifactStore:
             if changed is None:
                 return None
             try:
-                self._retry(lambda: self._put_if_match(path, changed, etag), f"update {self.uri(key)}")
+                put = functools.partial(self._put_if_match, path, changed, etag)
+                self._retry(put, f"update {self.uri(key)}")
                 return changed
             except _LostRace:
                 continue  # another writer got in first: update its content
-        raise StorageError(f"cannot update {self.uri(key)}: {_UPDATE_ATTEMPTS} other writers changed it while this "
-                           "update ran; run it again")
+        raise StorageError(
+            f"cannot update {self.uri(key)}: {_UPDATE_ATTEMPTS} other writers changed it while this "
+            "update ran; run it again"
+        )
 
     def _put_if_match(self, path: str, data: bytes, etag: str) -> None:
         try:
@@ -208,8 +226,10 @@ class ArtifactStore:
         key = self.key_of(ref_or_key) if isinstance(ref_or_key, ArtifactRef) else ref_or_key
         data = self._retry(lambda: self.fs.cat_file(self.path(key)), f"read {self.uri(key)}")
         if isinstance(ref_or_key, ArtifactRef) and sha256_bytes(data) != ref_or_key.sha256:
-            raise StorageError(f"artifact {ref_or_key.uri} changed since it was written (sha256 mismatch): "
-                               "re-run the stage that produced it with --clean")
+            raise StorageError(
+                f"artifact {ref_or_key.uri} changed since it was written (sha256 mismatch): "
+                "re-run the stage that produced it with --clean"
+            )
         return data
 
     def exists(self, key: str) -> bool:
@@ -220,7 +240,7 @@ class ArtifactStore:
         base = self.path(prefix)
         found = self._retry(lambda: self.fs.find(base) if self.fs.exists(base) else [], f"list {self.uri(prefix)}")
         root = self.root.rstrip("/") + "/"
-        return sorted(p[len(root):] if p.startswith(root) else p for p in (self.fs._strip_protocol(f) for f in found))
+        return sorted(p[len(root) :] if p.startswith(root) else p for p in (self.fs._strip_protocol(f) for f in found))
 
     # -- typed helpers ----------------------------------------------------------------------------
     def write_json(self, key: str, value: Any) -> ArtifactRef:
@@ -237,17 +257,20 @@ class ArtifactStore:
     def read_frame(self, ref_or_key: ArtifactRef | str) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(self.read_bytes(ref_or_key)), engine="pyarrow")
 
-    def upload_dir(self, local_dir: str | Path, key_prefix: str) -> list[ArtifactRef]:
+    def upload_dir(self, local_dir: str | Path, key_prefix: str) -> builtins.list[ArtifactRef]:
         """Copy every file under `local_dir` (e.g. TensorBoard logs) to `key_prefix/...`."""
         local_dir = Path(local_dir)
-        return [self.write_bytes(f"{key_prefix}/{file.relative_to(local_dir).as_posix()}", file.read_bytes())
-                for file in sorted(local_dir.rglob("*")) if file.is_file()]
+        return [
+            self.write_bytes(f"{key_prefix}/{file.relative_to(local_dir).as_posix()}", file.read_bytes())
+            for file in sorted(local_dir.rglob("*"))
+            if file.is_file()
+        ]
 
-    def download_prefix(self, key_prefix: str, local_dir: str | Path) -> list[Path]:
+    def download_prefix(self, key_prefix: str, local_dir: str | Path) -> builtins.list[Path]:
         """Copy every artifact under `key_prefix` into `local_dir`, keeping the relative layout."""
         written = []
         for key in self.list(key_prefix):
-            target = Path(local_dir) / key[len(key_prefix):].lstrip("/")
+            target = Path(local_dir) / key[len(key_prefix) :].lstrip("/")
             _atomic_local_write(target, self.read_bytes(key))
             written.append(target)
         return written
@@ -280,13 +303,16 @@ class ArtifactStore:
             try:
                 return action()
             except FileNotFoundError:
-                raise ArtifactNotFoundError(f"cannot {what}: not found; re-run the stage that writes it "
-                                   "(or check the store URL)") from None
+                raise ArtifactNotFoundError(
+                    f"cannot {what}: not found; re-run the stage that writes it (or check the store URL)"
+                ) from None
             # s3fs surfaces an unreachable endpoint as botocore's EndpointConnectionError, not an OSError.
             except (OSError, ConnectionError, TimeoutError, BotoCoreError) as exc:
                 if attempt == attempts:
-                    raise StorageError(f"cannot {what} after {attempts} attempt(s): {type(exc).__name__}: {exc}; "
-                                       "check that the store is reachable and its credentials") from None
+                    raise StorageError(
+                        f"cannot {what} after {attempts} attempt(s): {type(exc).__name__}: {exc}; "
+                        "check that the store is reachable and its credentials"
+                    ) from None
                 time.sleep(0.5 * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
@@ -318,7 +344,7 @@ def _normalise_url(url: str) -> str:
     if "://" not in url:
         url = f"file://{url}"
     if url.startswith("file://"):
-        url = f"file://{Path(url[len('file://'):]).expanduser().resolve()}"
+        url = f"file://{Path(url[len('file://') :]).expanduser().resolve()}"
     return url.rstrip("/")
 
 
@@ -330,8 +356,10 @@ def _exclusive_local_write(target: Path, data: bytes) -> None:
 def _check_writable_dir(root: Path, url: str) -> None:
     existing = next(path for path in (root, *root.parents) if path.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise StorageError(f"artifact store {url}: {existing} is not a writable directory; fix its permissions "
-                           f"or pick another --storage / ${STORE_ENV_VAR}")
+        raise StorageError(
+            f"artifact store {url}: {existing} is not a writable directory; fix its permissions "
+            f"or pick another --storage / ${STORE_ENV_VAR}"
+        )
 
 
 def _probe_bucket(fs: fsspec.AbstractFileSystem, root: str, url: str) -> None:
@@ -341,14 +369,19 @@ def _probe_bucket(fs: fsspec.AbstractFileSystem, root: str, url: str) -> None:
         fs.ls(root)
     except FileNotFoundError:
         if not fs.exists(bucket):
-            raise StorageError(f"artifact store {url}: bucket {bucket!r} does not exist; create it or fix "
-                               f"--storage / ${STORE_ENV_VAR}") from None
+            raise StorageError(
+                f"artifact store {url}: bucket {bucket!r} does not exist; create it or fix --storage / ${STORE_ENV_VAR}"
+            ) from None
     except PermissionError as exc:
-        raise StorageError(f"artifact store {url}: access denied ({one_line(exc)}); check AWS_ACCESS_KEY_ID, "
-                           "AWS_SECRET_ACCESS_KEY and the bucket's policy") from None
+        raise StorageError(
+            f"artifact store {url}: access denied ({one_line(exc)}); check AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY and the bucket's policy"
+        ) from None
     except (OSError, BotoCoreError) as exc:
-        raise StorageError(f"artifact store {url} is unreachable ({type(exc).__name__}: {one_line(exc)}); check "
-                           "AWS_ENDPOINT_URL, the network and the credentials") from None
+        raise StorageError(
+            f"artifact store {url} is unreachable ({type(exc).__name__}: {one_line(exc)}); check "
+            "AWS_ENDPOINT_URL, the network and the credentials"
+        ) from None
 
 
 def one_line(exc: BaseException) -> str:

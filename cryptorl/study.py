@@ -17,8 +17,9 @@ import itertools
 import json
 import re
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from cryptorl.audit.report import HEADLINE_W_COST
 from cryptorl.audit.verdict import HEALTHY, RULES
@@ -71,11 +72,13 @@ def read_grid(path_or_url: str) -> dict[str, Any]:
     except ArtifactNotFoundError:
         raise ConfigError(f"grid {path_or_url} not found: check the path or URL (--grid)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"grid {path_or_url} is not JSON ({exc}); write "
-                          '{"NAME": {"STAGE.KEY": VALUE, ...}, ...}') from None
+        raise ConfigError(
+            f'grid {path_or_url} is not JSON ({exc}); write {{"NAME": {{"STAGE.KEY": VALUE, ...}}, ...}}'
+        ) from None
     if not isinstance(grid, dict):
-        raise ConfigError(f'grid {path_or_url}: write a JSON object {{"NAME": {{"STAGE.KEY": VALUE}}}}, '
-                          f"not a {type(grid).__name__}")
+        raise ConfigError(
+            f'grid {path_or_url}: write a JSON object {{"NAME": {{"STAGE.KEY": VALUE}}}}, not a {type(grid).__name__}'
+        )
     return grid
 
 
@@ -101,11 +104,13 @@ def check_grid(grid: Any, config: Profile) -> Grid:
     checked: Grid = {}
     for name, settings in grid.items():
         if not _SETTING_NAME.match(str(name)):
-            raise ConfigError(f"setting name {name!r}: use letters, digits, '-', '_' and '.' "
-                              "(it names the runs and the table rows)")
+            raise ConfigError(
+                f"setting name {name!r}: use letters, digits, '-', '_' and '.' (it names the runs and the table rows)"
+            )
         if not isinstance(settings, dict):
-            raise ConfigError(f'setting {name!r}: give its overrides as {{"STAGE.KEY": VALUE}}, '
-                              f"not a {type(settings).__name__}")
+            raise ConfigError(
+                f'setting {name!r}: give its overrides as {{"STAGE.KEY": VALUE}}, not a {type(settings).__name__}'
+            )
         try:
             checked[name] = {str(key).strip(): override_text(value, str(key)) for key, value in settings.items()}
             with_overrides(config, checked[name])
@@ -128,8 +133,14 @@ def study_row(run: StudyRun, state: str, report: dict | None, report_uri: str | 
     report = report or {}
     measured = {check["measurement"]: check["value"] for check in report.get("checks", [])}
     policies = report.get("policies", {})
-    row = {"setting": run.setting, "seed": run.seed, "segment": run.segment, "state": state,
-           "verdict": report.get("verdict"), **{name: measured.get(name) for name in MEASUREMENTS}}
+    row = {
+        "setting": run.setting,
+        "seed": run.seed,
+        "segment": run.segment,
+        "state": state,
+        "verdict": report.get("verdict"),
+        **{name: measured.get(name) for name in MEASUREMENTS},
+    }
     row.update({f"sharpe_{policy}": _metric(policies, policy, HEADLINE, "sharpe") for policy in COMPARED_POLICIES})
     row["turnover_trained"] = _metric(policies, "trained", HEADLINE, "turnover")
     row["gross_trained"] = _metric(policies, "trained", HEADLINE, "gross_log_return")  # log-return, before fees
@@ -148,12 +159,19 @@ def _metric(policies: dict, policy: str, w_cost: str, metric: str) -> float | No
     return policies.get(policy, {}).get(w_cost, {}).get(metric)
 
 
-SUMMARY_MEDIANS = ("sharpe_trained", "sharpe_buy_and_hold", "position_std_across_states", "turnover_trained",
-                   "gross_trained", "fees_trained")
+SUMMARY_MEDIANS = (
+    "sharpe_trained",
+    "sharpe_buy_and_hold",
+    "position_std_across_states",
+    "turnover_trained",
+    "gross_trained",
+    "fees_trained",
+)
 
 
-def summarize_settings(rows: list[dict[str, Any]],
-                       stitched: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def summarize_settings(
+    rows: list[dict[str, Any]], stitched: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """Per setting: runs, completed runs, how many were judged healthy, medians over its runs (the probe's per
     horizon too), then the setting's `stitched` columns (`stitched_columns`) when given."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -163,12 +181,17 @@ def summarize_settings(rows: list[dict[str, Any]],
     for setting, group in groups.items():
         healthy = sum(row["verdict"] == HEALTHY for row in group)
         probe_columns = [column for column in group[0] if column.startswith(("probe_t_", "probe_sharpe_"))]
-        summary.append({
-            "setting": setting, "runs": len(group), "completed": sum(row["state"] == "Completed" for row in group),
-            "healthy": healthy, "healthy_fraction": healthy / len(group),
-            **{f"median_{column}": _median(group, column) for column in (*SUMMARY_MEDIANS, *probe_columns)},
-            **(stitched or {}).get(setting, {}),
-        })
+        summary.append(
+            {
+                "setting": setting,
+                "runs": len(group),
+                "completed": sum(row["state"] == "Completed" for row in group),
+                "healthy": healthy,
+                "healthy_fraction": healthy / len(group),
+                **{f"median_{column}": _median(group, column) for column in (*SUMMARY_MEDIANS, *probe_columns)},
+                **(stitched or {}).get(setting, {}),
+            }
+        )
     return summary
 
 
@@ -179,15 +202,21 @@ def stitched_columns(summary: StitchedSummary | None) -> dict[str, Any]:
     agents = [row for name, row in rows.items() if name.startswith(TRAINED)]
     ensemble = rows.get(ENSEMBLE, agents[0] if len(agents) == 1 else None)
     buy_and_hold = rows.get(BUY_AND_HOLD)
-    if ensemble is None or buy_and_hold is None:
+    versus = None if ensemble is None else ensemble.versus_buy_and_hold
+    if summary is None or ensemble is None or buy_and_hold is None or versus is None:
         return {}
-    versus = ensemble.versus_buy_and_hold
-    return {"stitched_bars": summary.bars, "ensemble_sharpe": ensemble.sharpe.estimate,
-            "ensemble_sharpe_low": ensemble.sharpe.low, "ensemble_sharpe_high": ensemble.sharpe.high,
-            "ensemble_minus_bh": versus.estimate, "ensemble_minus_bh_low": versus.low,
-            "ensemble_minus_bh_high": versus.high, "bh_sharpe": buy_and_hold.sharpe.estimate,
-            "ensemble_turnover": ensemble.turnover,
-            "ensemble_segments_beating_bh": f"{ensemble.beats_buy_and_hold}/{ensemble.segments}"}
+    return {
+        "stitched_bars": summary.bars,
+        "ensemble_sharpe": ensemble.sharpe.estimate,
+        "ensemble_sharpe_low": ensemble.sharpe.low,
+        "ensemble_sharpe_high": ensemble.sharpe.high,
+        "ensemble_minus_bh": versus.estimate,
+        "ensemble_minus_bh_low": versus.low,
+        "ensemble_minus_bh_high": versus.high,
+        "bh_sharpe": buy_and_hold.sharpe.estimate,
+        "ensemble_turnover": ensemble.turnover,
+        "ensemble_segments_beating_bh": f"{ensemble.beats_buy_and_hold}/{ensemble.segments}",
+    }
 
 
 def _median(rows: list[dict[str, Any]], column: str) -> float | None:
@@ -216,7 +245,8 @@ def render_text(rows: list[dict[str, Any]]) -> str:
     rows = complete_rows(rows)
     cells = [list(rows[0])] + [[_cell(value) for value in row.values()] for row in rows] if rows else [[]]
     widths = [max(len(line[i]) for line in cells) for i in range(len(cells[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells)
+    lines = ("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in cells)
+    return "\n".join(lines)
 
 
 def _cell(value: Any) -> str:

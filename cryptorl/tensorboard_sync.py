@@ -29,8 +29,9 @@ class SyncReport:
     downloaded: int
 
     def summary(self) -> str:
-        return (f"synced {self.files:,} TensorBoard files ({self.downloaded:,} new) from {self.source} "
-                f"to {self.local_dir}")
+        return (
+            f"synced {self.files:,} TensorBoard files ({self.downloaded:,} new) from {self.source} to {self.local_dir}"
+        )
 
 
 def default_cache_dir(store: ArtifactStore) -> Path:
@@ -50,8 +51,10 @@ def sync_tensorboard(store: ArtifactStore, local_dir: Path, segment: int | None 
     keys = tensorboard_keys(store, segment)
     source = store.uri("segments" if segment is None else f"segments/{segment}")
     if not keys:
-        raise ArtifactNotFoundError(f"no TensorBoard logs under {source}: train the segment first "
-                                    "(cryptorl run --segment N) or point --storage at the store it used")
+        raise ArtifactNotFoundError(
+            f"no TensorBoard logs under {source}: train the segment first "
+            "(cryptorl run --segment N) or point --storage at the store it used"
+        )
     local = ArtifactStore(f"file://{local_dir}")
     missing = [key for key in keys if not (local_dir / key).exists()]
     for key in missing:
@@ -61,5 +64,14 @@ def sync_tensorboard(store: ArtifactStore, local_dir: Path, segment: int | None 
 
 def tensorboard_command(log_dir: Path, port: int) -> list[str]:
     """The TensorBoard server of this interpreter's environment, bound to localhost."""
-    return [sys.executable, "-m", "tensorboard.main", "--logdir", str(log_dir), "--host", TENSORBOARD_HOST,
-            "--port", str(port)]
+    return [
+        sys.executable,
+        "-m",
+        "tensorboard.main",
+        "--logdir",
+        str(log_dir),
+        "--host",
+        TENSORBOARD_HOST,
+        "--port",
+        str(port),
+    ]

@@ -48,8 +48,10 @@ class Segment:
 
     def describe(self) -> str:
         fmt = "%Y-%m-%d %H:%M"
-        parts = [f"{name} {r.first:{fmt}} .. {r.last:{fmt}} ({r.bars} bars)"
-                 for name, r in ((n, self.slice(n)) for n in SLICE_NAMES)]
+        parts = [
+            f"{name} {r.first:{fmt}} .. {r.last:{fmt}} ({r.bars} bars)"
+            for name, r in ((n, self.slice(n)) for n in SLICE_NAMES)
+        ]
         return f"segment {self.index}: " + " | ".join(parts)
 
 
@@ -57,7 +59,7 @@ def make_segments(index: pd.DatetimeIndex, config: WFOConfig) -> list[Segment]:
     """All segments whose test slice ends within `index` (a sorted, regular bar index)."""
     config.validate()
     first = pd.Timestamp(config.first_train_start, tz="UTC")
-    segments = []
+    segments: list[Segment] = []
     while True:
         segment = _segment_at(index, len(segments), first, config)
         if segment is None:
@@ -69,8 +71,10 @@ def get_segment(index: pd.DatetimeIndex, config: WFOConfig, number: int) -> Segm
     segments = make_segments(index, config)
     if not 0 <= number < len(segments):
         span = f"0..{len(segments) - 1}" if segments else "none"
-        raise ConfigError(f"segment {number} does not exist: the data {index[0]:%Y-%m-%d} .. {index[-1]:%Y-%m-%d} "
-                          f"holds segments {span} with this WFO config; pick one of those or add data")
+        raise ConfigError(
+            f"segment {number} does not exist: the data {index[0]:%Y-%m-%d} .. {index[-1]:%Y-%m-%d} "
+            f"holds segments {span} with this WFO config; pick one of those or add data"
+        )
     return segments[number]
 
 
@@ -85,9 +89,11 @@ def warmup_shortfall(index: pd.DatetimeIndex, spec: Segment) -> str | None:
     if span_start_bar(spec) >= WARMUP_BARS:
         return None
     need = index[0] + (WARMUP_BARS + OBSERVATION_WINDOW) * (index[1] - index[0])
-    return (f"segment {spec.index} trains from {spec.train.first:%Y-%m-%d %H:%M}, but the features need {WARMUP_BARS} "
-            f"warm-up bars plus a {OBSERVATION_WINDOW}-bar window before it; set wfo.first_train_start to "
-            f"{need:%Y-%m-%d %H:%M} or later, or add earlier data")
+    return (
+        f"segment {spec.index} trains from {spec.train.first:%Y-%m-%d %H:%M}, but the features need {WARMUP_BARS} "
+        f"warm-up bars plus a {OBSERVATION_WINDOW}-bar window before it; set wfo.first_train_start to "
+        f"{need:%Y-%m-%d %H:%M} or later, or add earlier data"
+    )
 
 
 def check_warmup(index: pd.DatetimeIndex, spec: Segment, source: str) -> None:
@@ -98,37 +104,40 @@ def check_warmup(index: pd.DatetimeIndex, spec: Segment, source: str) -> None:
 
 
 def _segment_at(index: pd.DatetimeIndex, number: int, first: pd.Timestamp, config: WFOConfig) -> Segment | None:
-    train_start = _advance(index, _position_at_or_after(index, first), config.step, "wfo.step", times=number)
-    if train_start is None:
-        return None
-    train_stop = _advance(index, train_start, config.train, "wfo.train")
+    """Segment `number`, or None when its test slice would run past the end of the data."""
+    train_start = _advance(index, _position_at_or_after(index, first), config.step, times=number)
+    train_stop = None if train_start is None else _advance(index, train_start, config.train)
     eval_start = None if train_stop is None else train_stop + config.purge_bars
-    eval_stop = None if eval_start is None else _advance(index, eval_start, config.eval, "wfo.eval")
+    eval_stop = None if eval_start is None else _advance(index, eval_start, config.eval)
     test_start = None if eval_stop is None else eval_stop + config.purge_bars
-    test_stop = None if test_start is None else _advance(index, test_start, config.test, "wfo.test")
-    if test_stop is None:
-        return None
-    return Segment(number, _range(index, train_start, train_stop), _range(index, eval_start, eval_stop),
-                   _range(index, test_start, test_stop))
+    test_stop = None if test_start is None else _advance(index, test_start, config.test)
+    if None in (train_start, train_stop, eval_start, eval_stop, test_start, test_stop):
+        return None  # a later slice is None whenever an earlier one is
+    return Segment(number, *_ranges(index, train_start, train_stop, eval_start, eval_stop, test_start, test_stop))
 
 
-def _range(index: pd.DatetimeIndex, start: int, stop: int) -> BarRange:
-    return BarRange(start, stop, index[start], index[stop - 1])
+def _ranges(index: pd.DatetimeIndex, *bounds: int | None) -> tuple[BarRange, ...]:
+    """(start, stop) pairs of bar positions as bar ranges with their first and last timestamps."""
+    positions = [int(bound) for bound in bounds if bound is not None]
+    return tuple(
+        BarRange(start, stop, index[start], index[stop - 1])
+        for start, stop in zip(positions[::2], positions[1::2], strict=True)
+    )
 
 
 def _position_at_or_after(index: pd.DatetimeIndex, when: pd.Timestamp) -> int:
     return int(index.searchsorted(when, side="left"))
 
 
-def _advance(index: pd.DatetimeIndex, start: int, length: int | str, key: str, times: int = 1) -> int | None:
-    """Position `times` lengths after `start`, or None when that runs past the end of the data."""
+def _advance(index: pd.DatetimeIndex, start: int, length: int | str, times: int = 1) -> int | None:
+    """Position `times` lengths (bars, or a calendar span; WFOConfig.validate checked it) after `start`, or None
+    when that runs past the end of the data."""
     if start >= len(index):
         return None
-    bars = _as_bars(length, key)
-    if bars is not None:
-        stop = start + bars * times
+    if isinstance(length, int):
+        stop = start + length * times
         return stop if stop <= len(index) else None
-    target = index[start] + _as_offset(length, key) * times
+    target = index[start] + _as_offset(length) * times
     if target > index[-1] + _bar(index):
         return None
     return _position_at_or_after(index, target)
@@ -138,20 +147,13 @@ def _bar(index: pd.DatetimeIndex) -> pd.Timedelta:
     return index[1] - index[0] if len(index) > 1 else pd.Timedelta(hours=1)
 
 
-def _as_bars(length: int | str, key: str) -> int | None:
-    if isinstance(length, int) or (isinstance(length, str) and length.strip().isdigit()):
-        bars = int(length)
-        if bars <= 0:
-            raise ConfigError(f"invalid config {key}={length!r}: use a positive number of bars or a span like '3M'")
-        return bars
-    if not isinstance(length, str) or not SPAN_PATTERN.match(length):
-        raise ConfigError(f"invalid config {key}={length!r}: use bars (e.g. 2000) or a span like '18M', '30D', '500h'")
-    return None
-
-
-def _as_offset(length: str, key: str) -> pd.DateOffset:
-    count, unit = SPAN_PATTERN.match(length).groups()
-    if int(count) <= 0:
-        raise ConfigError(f"invalid config {key}={length!r}: the span must be positive")
-    return {"M": pd.DateOffset(months=int(count)), "D": pd.DateOffset(days=int(count)),
-            "W": pd.DateOffset(weeks=int(count)), "h": pd.DateOffset(hours=int(count))}[unit]
+def _as_offset(length: str) -> pd.DateOffset:
+    match = SPAN_PATTERN.match(length)
+    assert match is not None, length  # WFOConfig.validate refuses any other length
+    count, unit = int(match[1]), match[2]
+    return {
+        "M": pd.DateOffset(months=count),
+        "D": pd.DateOffset(days=count),
+        "W": pd.DateOffset(weeks=count),
+        "h": pd.DateOffset(hours=count),
+    }[unit]

@@ -41,5 +41,6 @@ def one_line_errors_on_console() -> None:
     """Install the filter on the console handlers Prefect configured when it was imported (idempotent)."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler) and not any(
-                isinstance(existing, RepeatedCryptoRLErrorFilter) for existing in handler.filters):
+            isinstance(existing, RepeatedCryptoRLErrorFilter) for existing in handler.filters
+        ):
             handler.addFilter(RepeatedCryptoRLErrorFilter())

@@ -22,7 +22,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import torch
@@ -30,6 +30,7 @@ from prefect import flow, get_client, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.settings import get_current_settings
 from prefect.task_runners import ProcessPoolTaskRunner
@@ -68,9 +69,12 @@ def plan_segments(segments: str, data: str, data_config: DataConfig, wfo_config:
 
 
 def local_task_runner() -> ProcessPoolTaskRunner:
-    """One process per local segment run, each with its share of the cores."""
-    return ProcessPoolTaskRunner(max_workers=LOCAL_PROCESSES, initializer=torch.set_num_threads,
-                                 initargs=(THREADS_PER_PROCESS,))
+    """One process per local segment run, each with its share of the cores. (Prefect 3.9 types a flow's
+    `task_runner` as one of PrefectFuture, which ProcessPoolTaskRunner's futures are not: hence the flows'
+    `type: ignore[arg-type]`.)"""
+    return ProcessPoolTaskRunner(
+        max_workers=LOCAL_PROCESSES, initializer=torch.set_num_threads, initargs=(THREADS_PER_PROCESS,)
+    )
 
 
 def run_segments(runs: dict[str, dict[str, Any]], via_deployments: bool) -> list[SegmentOutcome]:
@@ -95,19 +99,24 @@ def run_segment(name: str, params: dict[str, Any]) -> tuple[int, UUID, str]:
     from flows.wfo_segment import wfo_segment
 
     state = wfo_segment.with_options(flow_run_name=name)(**params, return_state=True)
-    return params["segment"], state.state_details.flow_run_id, state.name
+    assert state.state_details.flow_run_id is not None  # a flow run's final state names its run
+    return params["segment"], state.state_details.flow_run_id, state.name or state.type.value
 
 
 def run_on_workers(runs: dict[str, dict[str, Any]]) -> list[SegmentOutcome]:
     """Submit one `wfo-segment` deployment run per entry, then wait until every run has finished."""
-    submitted = [run_deployment(SEGMENT_DEPLOYMENT, timeout=0, flow_run_name=name, parameters=jsonable(params))
-                 for name, params in runs.items()]
+    submitted = [  # called from a synchronous flow: run_deployment returns the FlowRun itself
+        cast(FlowRun, run_deployment(SEGMENT_DEPLOYMENT, timeout=0, flow_run_name=name, parameters=jsonable(params)))
+        for name, params in runs.items()
+    ]
     with get_client(sync_client=True) as client:
         while True:
             current = [client.read_flow_run(run.id) for run in submitted]
             if all(run.state is not None and run.state.is_final() for run in current):
-                return [SegmentOutcome(params["segment"], run.id, run.state.name)
-                        for params, run in zip(runs.values(), current)]
+                return [
+                    SegmentOutcome(params["segment"], run.id, run.state.name if run.state and run.state.name else "")
+                    for params, run in zip(runs.values(), current, strict=True)
+                ]
             time.sleep(POLL_SECONDS)
 
 
@@ -120,16 +129,21 @@ def check_all_completed(outcomes: list[SegmentOutcome]) -> None:
     """Fail the calling flow, naming every segment run that did not complete."""
     failed = [o for o in outcomes if o.state != "Completed"]
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(outcomes)} segment runs did not complete: "
-                           + ", ".join(f"segment {o.segment} {o.state} (flow run {o.flow_run_id})" for o in failed))
+        raise RuntimeError(
+            f"{len(failed)} of {len(outcomes)} segment runs did not complete: "
+            + ", ".join(f"segment {o.segment} {o.state} (flow run {o.flow_run_id})" for o in failed)
+        )
 
 
 def audit_report_uris(flow_run_id: UUID) -> list[str]:
     """The `report.json` URIs of a segment run's completed `audit` tasks (their persisted results), one per seed."""
     with get_client(sync_client=True) as client:
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    return [run.state.result().report.uri for run in task_runs if run.name.rsplit("-", 1)[0] == "audit"
-            and run.state is not None and run.state.is_completed()]
+    return [
+        run.state.result().report.uri
+        for run in task_runs
+        if run.name.rsplit("-", 1)[0] == "audit" and run.state is not None and run.state.is_completed()
+    ]
 
 
 def read_audit_reports(outcome: SegmentOutcome) -> list[tuple[dict[str, Any], str]]:
@@ -148,18 +162,24 @@ def run_url(outcome: SegmentOutcome) -> str | None:
 def summarize(outcomes: list[SegmentOutcome], profile: str, storage: str | None, bar: str) -> str:
     """The walk-forward summary (cryptorl/evaluation): stored under `wfo/<fingerprint>/`, shown as `wfo-summary`."""
     per_run = [read_audit_reports(outcome) for outcome in outcomes]  # each run's reports, one per seed
-    runs = [row for outcome, found in zip(outcomes, per_run)
-            for row in run_rows(outcome.segment, outcome.state, run_url(outcome), found)]
+    runs = [
+        row
+        for outcome, found in zip(outcomes, per_run, strict=True)
+        for row in run_rows(outcome.segment, outcome.state, run_url(outcome), found)
+    ]
     reports = [report for found in per_run for report in found]
     summary, stitched = summarize_walk_forward(runs, reports, profile, bar)
     published = publish_summary(summary_store(storage, reports), summary, stitched)
-    create_markdown_artifact(published.markdown, key=SUMMARY_KEY,
-                             description=f"Walk-forward runs, stitched out-of-sample series, bootstrap intervals "
-                                         f"and DSR; JSON: {published.refs['summary.json'].uri}")
+    create_markdown_artifact(
+        published.markdown,
+        key=SUMMARY_KEY,
+        description=f"Walk-forward runs, stitched out-of-sample series, bootstrap intervals "
+        f"and DSR; JSON: {published.refs['summary.json'].uri}",
+    )
     return published.markdown
 
 
-@flow(name="full-wfo", log_prints=True, task_runner=local_task_runner())
+@flow(name="full-wfo", log_prints=True, task_runner=local_task_runner())  # type: ignore[arg-type]  # local_task_runner
 def full_wfo(segments: str = "all", spec: RunSpec = RunSpec(), via_deployments: bool = False) -> list[SegmentOutcome]:
     """Run WFO segments in parallel (local processes, or `wfo-segment` runs on workers) and summarize them.
 

@@ -14,27 +14,36 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from cryptorl.config import DEFAULT_DATA_PATH, SignalConfig
-from cryptorl.live import compute_signal as champion_signal, signal_markdown
+from cryptorl.live import compute_signal as champion_signal
+from cryptorl.live import signal_markdown
 from cryptorl.storage import ArtifactStore
 
 SIGNAL_KEY = "signal"
 
 
 @task(cache_policy=NO_CACHE)  # new bars every hour: never reuse a signal
-def compute_signal(data: str, storage: str | None, max_staleness_hours: float,
-                   position: float | None) -> dict[str, Any]:
+def compute_signal(
+    data: str, storage: str | None, max_staleness_hours: float, position: float | None
+) -> dict[str, Any]:
     """The champion's signal (see cryptorl/live.py), shown as the markdown artifact `signal`."""
-    signal = champion_signal(ArtifactStore(storage), data, held=position,
-                             config=SignalConfig(max_staleness_hours=max_staleness_hours))
-    create_markdown_artifact(key=SIGNAL_KEY, markdown=signal_markdown(signal),
-                             description=f"{signal.dataset}: target position {signal.position:+.4f}")
+    signal = champion_signal(
+        ArtifactStore(storage), data, held=position, config=SignalConfig(max_staleness_hours=max_staleness_hours)
+    )
+    create_markdown_artifact(
+        key=SIGNAL_KEY,
+        markdown=signal_markdown(signal),
+        description=f"{signal.dataset}: target position {signal.position:+.4f}",
+    )
     return signal.to_json()
 
 
 @flow(name="signal", log_prints=True)
-def signal(data: str | None = None, storage: str | None = None,
-           max_staleness_hours: float = SignalConfig().max_staleness_hours,
-           position: float | None = None) -> dict[str, Any]:
+def signal(
+    data: str | None = None,
+    storage: str | None = None,
+    max_staleness_hours: float = SignalConfig().max_staleness_hours,
+    position: float | None = None,
+) -> dict[str, Any]:
     """The position to hold now: the champion of `data`'s source on its newest complete bar.
 
     `data: null` is the bundled BTC/USDT file and `storage: null` the worker's $CRYPTORL_STORAGE; `position`

@@ -26,10 +26,24 @@ from cryptorl.evaluation.summary import summarize_walk_forward
 from cryptorl.hashing import fingerprint
 from cryptorl.run_spec import RunSpec, pinned_profile
 from cryptorl.storage import ArtifactRef, ArtifactStore
-from cryptorl.study import (StudyRun, check_grid, complete_rows, stitched_columns, study_row, study_runs,
-                            summarize_settings, to_csv)
-from flows.full_wfo import (SegmentOutcome, check_all_completed, local_task_runner, plan_segments,
-                            read_audit_reports, run_segments)
+from cryptorl.study import (
+    StudyRun,
+    check_grid,
+    complete_rows,
+    stitched_columns,
+    study_row,
+    study_runs,
+    summarize_settings,
+    to_csv,
+)
+from flows.full_wfo import (
+    SegmentOutcome,
+    check_all_completed,
+    local_task_runner,
+    plan_segments,
+    read_audit_reports,
+    run_segments,
+)
 
 TABLE_KEY = "study-table"
 SUMMARY_KEY = "study-summary"
@@ -53,34 +67,45 @@ def collect_reports(outcomes: list[SegmentOutcome]) -> list[tuple[dict[str, Any]
 
 
 @task(cache_policy=NO_CACHE)
-def stitch_settings(runs: list[StudyRun], reports: list[tuple[dict[str, Any] | None, str | None]],
-                    profile: str, bar: str) -> dict[str, dict[str, Any]]:
+def stitch_settings(
+    runs: list[StudyRun], reports: list[tuple[dict[str, Any] | None, str | None]], profile: str, bar: str
+) -> dict[str, dict[str, Any]]:
     """Per setting, its runs' test slices stitched out of sample (cryptorl/evaluation): the ensemble's columns."""
     by_setting: dict[str, list[tuple[dict[str, Any], str]]] = {}
-    for run, (report, uri) in zip(runs, reports):
+    for run, (report, uri) in zip(runs, reports, strict=True):
         if report is not None and uri is not None:
             by_setting.setdefault(run.setting, []).append((report, uri))
-    return {setting: stitched_columns(summarize_walk_forward([], found, profile, bar)[0].stitched)
-            for setting, found in by_setting.items()}
+    return {
+        setting: stitched_columns(summarize_walk_forward([], found, profile, bar)[0].stitched)
+        for setting, found in by_setting.items()
+    }
 
 
 @task(cache_policy=NO_CACHE)
-def publish_study(store_url: str, key: str, rows: list[dict[str, Any]],
-                  stitched: dict[str, dict[str, Any]]) -> StudyResult:
+def publish_study(
+    store_url: str, key: str, rows: list[dict[str, Any]], stitched: dict[str, dict[str, Any]]
+) -> StudyResult:
     """The table and the per-setting summary as CSVs under `study/<key>/` and as Prefect table artifacts."""
     store = ArtifactStore(store_url)
     table, summary = complete_rows(rows), summarize_settings(rows, stitched)
-    table_csv, summary_csv = (store.write_bytes(f"study/{key}/{name}.csv", to_csv(content))
-                              for name, content in (("table", table), ("summary", summary)))
-    create_table_artifact(table, key=TABLE_KEY, description=f"one row per (setting, seed, segment) run; "
-                                                            f"CSV: {table_csv.uri}")
+    table_csv, summary_csv = (
+        store.write_bytes(f"study/{key}/{name}.csv", to_csv(content))
+        for name, content in (("table", table), ("summary", summary))
+    )
+    create_table_artifact(
+        table, key=TABLE_KEY, description=f"one row per (setting, seed, segment) run; CSV: {table_csv.uri}"
+    )
     create_table_artifact(summary, key=SUMMARY_KEY, description=f"one row per setting; CSV: {summary_csv.uri}")
     return StudyResult(key, table_csv, summary_csv, table, summary)
 
 
-@flow(name="study", log_prints=True, task_runner=local_task_runner())
-def study(settings: dict[str, dict[str, Any]], segments: str = "all", spec: RunSpec = RunSpec(seeds=[0]),
-          via_deployments: bool = False) -> StudyResult:
+@flow(name="study", log_prints=True, task_runner=local_task_runner())  # type: ignore[arg-type]  # (full_wfo.py)
+def study(
+    settings: dict[str, dict[str, Any]],
+    segments: str = "all",
+    spec: RunSpec = RunSpec(seeds=[0]),
+    via_deployments: bool = False,
+) -> StudyResult:
     """Run every setting x seed x segment as a `wfo-segment` run, then tabulate their audits.
 
     Args:
@@ -95,15 +120,23 @@ def study(settings: dict[str, dict[str, Any]], segments: str = "all", spec: RunS
     grid = check_grid(settings, spec.config)
     numbers = plan_segments(segments, spec.data_source, spec.config.data, spec.config.wfo)
     runs = study_runs(grid, spec.trained_seeds, numbers)
-    outcomes = run_segments({run.name: {"segment": run.segment, "promote_champion": False,  # research, not candidates
-                                        "spec": spec.with_changes(overrides={**spec.overrides, **grid[run.setting]},
-                                                                  seeds=[run.seed])}
-                             for run in runs}, via_deployments)
+    outcomes = run_segments(
+        {
+            run.name: {
+                "segment": run.segment,
+                "promote_champion": False,  # research, not candidates
+                "spec": spec.with_changes(overrides={**spec.overrides, **grid[run.setting]}, seeds=[run.seed]),
+            }
+            for run in runs
+        },
+        via_deployments,
+    )
     data_sha256 = stages.source_ref(spec.data_source).sha256
-    key = fingerprint(grid, [run.name for run in runs], spec.profile, spec.timesteps or None, spec.overrides,
-                      data_sha256)[:16]
+    key = fingerprint(
+        grid, [run.name for run in runs], spec.profile, spec.timesteps or None, spec.overrides, data_sha256
+    )[:16]
     reports = collect_reports(outcomes)
-    rows = [study_row(run, outcome.state, *found) for run, outcome, found in zip(runs, outcomes, reports)]
+    rows = [study_row(run, outcome.state, *found) for run, outcome, found in zip(runs, outcomes, reports, strict=True)]
     stitched = stitch_settings(runs, reports, spec.profile, spec.config.data.timeframe)
     result = publish_study(spec.store().url, key, rows, stitched)
     check_all_completed(outcomes)

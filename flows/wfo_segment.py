@@ -14,6 +14,7 @@ seed replace the data source's champion if it beats it on this segment's test sl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prefect import flow
 from prefect.runtime import deployment, flow_run
@@ -23,8 +24,8 @@ from cryptorl.config import Profile
 from cryptorl.promotion import Challenger, Decision
 from cryptorl.run_spec import RunSpec
 from cryptorl.storage import ArtifactStore
-from tasks.caching import result_storage_for
 from tasks.audit import audit, publish_audit
+from tasks.caching import result_storage_for
 from tasks.fit_hmm import fit_hmm
 from tasks.pretrain_mae import pretrain_mae
 from tasks.promote import promote
@@ -56,8 +57,9 @@ class SegmentRun:
 
 
 @flow(name="wfo-segment", log_prints=True)
-def wfo_segment(segment: int = 0, spec: RunSpec = RunSpec(), policy: str = "trained",
-                promote_champion: bool = True) -> SegmentRun:
+def wfo_segment(
+    segment: int = 0, spec: RunSpec = RunSpec(), policy: str = "trained", promote_champion: bool = True
+) -> SegmentRun:
     """Run one WFO segment end to end, every seed of `spec`, on its artifact store.
 
     Args:
@@ -73,17 +75,20 @@ def wfo_segment(segment: int = 0, spec: RunSpec = RunSpec(), policy: str = "trai
     store = spec.store()
     if is_top_level_run():  # a parent flow (or the command line) has already asked
         store.check_reachable()  # a dead store is one line now, not a failed task after the split and its retries
-    options = {"result_storage": result_storage_for(store), "refresh_cache": spec.clean}
+    options: dict[str, Any] = {"result_storage": result_storage_for(store), "refresh_cache": spec.clean}
     data_ref = stages.source_ref(spec.data_source)
 
-    split = split_segment.with_options(**options)(store.url, data_ref, segment, config.data, config.features,
-                                                  config.wfo)
+    split = split_segment.with_options(**options)(
+        store.url, data_ref, segment, config.data, config.features, config.wfo
+    )
     provenance = stages.provenance(data_ref, config)
     runs = [seed_run(store, options, split, config, seed, policy, provenance) for seed in spec.trained_seeds]
     decision = None
     if promote_champion and policy == "trained":  # a baseline's audit is never a challenger
-        decision = promote(store.url, [Challenger(data_ref, config, run.seed, split, run.regime, run.mae, run.tqc,
-                                                  run.audit) for run in runs])
+        decision = promote(
+            store.url,
+            [Challenger(data_ref, config, run.seed, split, run.regime, run.mae, run.tqc, run.audit) for run in runs],
+        )
     return SegmentRun(segment, config.name, store.url, split, runs, decision)
 
 
@@ -93,13 +98,21 @@ def is_top_level_run() -> bool:
     return flow_run.parent_flow_run_id is None or deployment.id is not None
 
 
-def seed_run(store: ArtifactStore, options: dict, split: stages.SegmentArtifacts, config: Profile, seed: int,
-             policy: str, provenance: stages.Provenance) -> SeedRun:
+def seed_run(
+    store: ArtifactStore,
+    options: dict,
+    split: stages.SegmentArtifacts,
+    config: Profile,
+    seed: int,
+    policy: str,
+    provenance: stages.Provenance,
+) -> SeedRun:
     """The per-seed part of the DAG: HMM and MAE on the split, then the agent, its audit and its artifacts."""
     regime = fit_hmm.with_options(**options)(store.url, split, config.regime, seed)
     mae = pretrain_mae.with_options(**options)(store.url, split, config.mae, seed)
     tqc = train_tqc.with_options(**options)(store.url, split, regime, mae, config.mae, config.train, config.env, seed)
-    report = audit.with_options(**options)(store.url, split, regime, mae, tqc, config.mae, config.train, config.env,
-                                           seed, policy, provenance)
+    report = audit.with_options(**options)(
+        store.url, split, regime, mae, tqc, config.mae, config.train, config.env, seed, policy, provenance
+    )
     publish_audit(store.url, report)
     return SeedRun(seed, regime, mae, tqc, report)

@@ -1,4 +1,4 @@
-"""Prefect defaults measured on these machines (see DESIGN.md), applied unless the user set them."""
+"""Prefect defaults measured on these machines (ARCHITECTURE.md, "Prefect facts"), applied unless set."""
 
 import os
 

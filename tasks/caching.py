@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from prefect.context import TaskRunContext
 from prefect.filesystems import LocalFileSystem, RemoteFileSystem
@@ -35,8 +36,10 @@ def _content_only(value: Any) -> Any:
     if isinstance(value, ArtifactRef):
         return value.sha256
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"__type__": type(value).__name__,
-                **{f.name: _content_only(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+        return {
+            "__type__": type(value).__name__,
+            **{f.name: _content_only(getattr(value, f.name)) for f in dataclasses.fields(value)},
+        }
     if isinstance(value, dict):
         return {k: _content_only(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

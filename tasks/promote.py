@@ -3,7 +3,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from cryptorl.promotion import Challenger, Decision, promote as promote_challengers, promotion_markdown
+from cryptorl.promotion import Challenger, Decision, promotion_markdown
+from cryptorl.promotion import promote as promote_challengers
 from cryptorl.storage import ArtifactStore
 
 PROMOTION_KEY = "promotion"
@@ -19,9 +20,15 @@ def promote(store_url: str, challengers: list[Challenger]) -> Decision:
     `cryptorl.registry.<dataset>` and carries the decision's numbers in its payload.
     """
     decision = promote_challengers(ArtifactStore(store_url), challengers)
-    create_markdown_artifact(key=PROMOTION_KEY, markdown=promotion_markdown(decision),
-                             description=f"{decision.outcome}: {decision.reason}")
-    emit_event(event=f"{EVENT_PREFIX}.{decision.outcome}", payload=decision.to_json(),
-               resource={"prefect.resource.id": f"cryptorl.registry.{decision.dataset}",
-                         "prefect.resource.name": decision.dataset})
+    create_markdown_artifact(
+        key=PROMOTION_KEY, markdown=promotion_markdown(decision), description=f"{decision.outcome}: {decision.reason}"
+    )
+    emit_event(
+        event=f"{EVENT_PREFIX}.{decision.outcome}",
+        payload=decision.to_json(),
+        resource={
+            "prefect.resource.id": f"cryptorl.registry.{decision.dataset}",
+            "prefect.resource.name": decision.dataset,
+        },
+    )
     return decision

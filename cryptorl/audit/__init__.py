@@ -2,8 +2,7 @@
 
 from cryptorl.audit.backtest import BacktestResult, RewardStats, WCostRun, backtest, backtest_many, metrics_table
 from cryptorl.audit.metrics import BacktestMetrics, compute_metrics, equity_curve, net_returns
-from cryptorl.audit.policies import (ConstantPolicy, MomentumPolicy, Policy, RandomPolicy, TrainedPolicy,
-                                     make_policy)
+from cryptorl.audit.policies import ConstantPolicy, MomentumPolicy, Policy, RandomPolicy, TrainedPolicy, make_policy
 
 __all__ = [
     "BacktestMetrics",

@@ -18,13 +18,13 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from cryptorl.audit.metrics import BacktestMetrics, compute_metrics, equity_curve, net_returns
-from cryptorl.audit.policies import Policy
+from cryptorl.audit.policies import Policy, TrainedPolicy
 from cryptorl.config import EnvConfig
 from cryptorl.envs import BatchCryptoEnv, MarketData
 from cryptorl.errors import ConfigError
@@ -42,7 +42,7 @@ class RewardStats:
     max: float
 
     @classmethod
-    def of(cls, rewards: np.ndarray) -> "RewardStats":
+    def of(cls, rewards: np.ndarray) -> RewardStats:
         return cls(float(np.mean(rewards)), float(np.std(rewards)), float(np.min(rewards)), float(np.max(rewards)))
 
 
@@ -75,33 +75,54 @@ class BacktestResult:
     bars_per_year: float
 
 
-def backtest(policy: Policy, market: MarketData, env_config: EnvConfig,
-             w_costs: Sequence[float] = DEFAULT_W_COSTS, *, include_market: bool) -> BacktestResult:
+def backtest(
+    policy: Policy,
+    market: MarketData,
+    env_config: EnvConfig,
+    w_costs: Sequence[float] = DEFAULT_W_COSTS,
+    *,
+    include_market: bool,
+) -> BacktestResult:
     """Run `policy` over [market.start, market.stop) once per w_cost; see the module docstring.
 
     `include_market` must match the model: False for a model trained from the encoder cache (attach the
     cache to its policy first), True otherwise. Baseline policies ignore the observation.
     """
     if not w_costs or min(w_costs) < 0 or len(set(w_costs)) != len(w_costs):
-        raise ConfigError(f"backtest w_costs {tuple(w_costs)} must be distinct and >= 0, at least one: "
-                          f"use e.g. {DEFAULT_W_COSTS}")
+        raise ConfigError(
+            f"backtest w_costs {tuple(w_costs)} must be distinct and >= 0, at least one: use e.g. {DEFAULT_W_COSTS}"
+        )
     n_steps = market.stop - market.start - 1
     config = dataclasses.replace(env_config, episode_length=n_steps)
-    env = BatchCryptoEnv(market, len(w_costs), config, include_bar_index=True, include_market=include_market,
-                         stagger_resets=False)
+    env = BatchCryptoEnv(
+        market, len(w_costs), config, include_bar_index=True, include_market=include_market, stagger_resets=False
+    )
     bars = np.arange(market.start, market.start + n_steps)  # (T,)
     targets, positions, rewards, pnl, cost = _roll_out(policy, env, bars, w_costs)  # (T, n) each
-    log_returns = market.log_returns[market.start: market.stop - 1].cpu().numpy()  # (T,)
-    runs = {float(w_cost): _run(float(w_cost), positions[:, i], targets[:, i], rewards[:, i], pnl[:, i], cost[:, i],
-                                log_returns, env_config.fee, market.bars_per_year)
-            for i, w_cost in enumerate(w_costs)}
+    log_returns = market.log_returns[market.start : market.stop - 1].cpu().numpy()  # (T,)
+    runs = {
+        float(w_cost): _run(
+            float(w_cost),
+            positions[:, i],
+            targets[:, i],
+            rewards[:, i],
+            pnl[:, i],
+            cost[:, i],
+            log_returns,
+            env_config.fee,
+            market.bars_per_year,
+        )
+        for i, w_cost in enumerate(w_costs)
+    }
     timestamps = None if market.row_labels is None else np.asarray(market.row_labels)[bars]
-    return BacktestResult(runs, bars, log_returns, timestamps, env_config.fee, env_config.reward_scale,
-                          market.bars_per_year)
+    return BacktestResult(
+        runs, bars, log_returns, timestamps, env_config.fee, env_config.reward_scale, market.bars_per_year
+    )
 
 
-def _roll_out(policy: Policy, env: BatchCryptoEnv, bars: np.ndarray, w_costs: Sequence[float]
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _roll_out(
+    policy: Policy, env: BatchCryptoEnv, bars: np.ndarray, w_costs: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One episode per w_cost from bars[0], flat: (targets, positions, rewards, unscaled pnl, unscaled cost),
     (T, n) each."""
     n_steps, n_envs = len(bars), env.num_envs
@@ -113,24 +134,61 @@ def _roll_out(policy: Policy, env: BatchCryptoEnv, bars: np.ndarray, w_costs: Se
     cost = torch.empty_like(pnl)
     for step, bar in enumerate(bars):
         targets[step] = np.clip(np.asarray(policy(observation, np.full(n_envs, bar)), np.float32), -1, 1)
-        observation, rewards[step], _, _ = env.step(targets[step].reshape(-1, 1))
+        next_observation, rewards[step], _, _ = env.step(targets[step].reshape(-1, 1))
+        observation = cast(dict[str, np.ndarray], next_observation)  # a BatchCryptoEnv observes dicts
         # What the env took, read before the reset after the last step sends its positions back to flat.
         positions[step], pnl[step], cost[step] = env.last_positions, env.last_pnl, env.last_cost
     return targets, positions.cpu().numpy(), rewards, pnl.cpu().numpy(), cost.cpu().numpy()
 
 
-def _run(w_cost: float, positions: np.ndarray, targets: np.ndarray, rewards: np.ndarray, pnl: np.ndarray,
-         cost: np.ndarray, log_returns: np.ndarray, fee: float, bars_per_year: float) -> WCostRun:
+def _run(
+    w_cost: float,
+    positions: np.ndarray,
+    targets: np.ndarray,
+    rewards: np.ndarray,
+    pnl: np.ndarray,
+    cost: np.ndarray,
+    log_returns: np.ndarray,
+    fee: float,
+    bars_per_year: float,
+) -> WCostRun:
     net = net_returns(positions, log_returns, fee)
-    return WCostRun(w_cost, compute_metrics(positions, log_returns, fee, bars_per_year), positions, targets, net,
-                    equity_curve(net), rewards, pnl, cost, RewardStats.of(rewards))
+    return WCostRun(
+        w_cost,
+        compute_metrics(positions, log_returns, fee, bars_per_year),
+        positions,
+        targets,
+        net,
+        equity_curve(net),
+        rewards,
+        pnl,
+        cost,
+        RewardStats.of(rewards),
+    )
 
 
-def backtest_many(policies: dict[str, Policy], market: MarketData, env_config: EnvConfig,
-                  w_costs: Sequence[float] = DEFAULT_W_COSTS, *, include_market: bool) -> dict[str, BacktestResult]:
-    """`backtest` of each named policy over the same slice and w_costs."""
-    return {name: backtest(policy, market, env_config, w_costs, include_market=include_market)
-            for name, policy in policies.items()}
+def backtest_many(
+    policies: dict[str, Policy],
+    market: MarketData,
+    env_config: EnvConfig,
+    w_costs: Sequence[float] = DEFAULT_W_COSTS,
+    *,
+    include_market: bool,
+) -> dict[str, BacktestResult]:
+    """`backtest` of each named policy over the same slice and w_costs: the trained agent under the env's
+    execution rule (its actions are targets the rule turns into positions, as in training), every other policy
+    holding its targets exactly (a baseline is judged as itself, whatever levers the agent trains with)."""
+    exact = dataclasses.replace(env_config, no_trade_band=0.0, adjust_rate=1.0, decision_interval=1)
+    return {
+        name: backtest(
+            policy,
+            market,
+            env_config if isinstance(policy, TrainedPolicy) else exact,
+            w_costs,
+            include_market=include_market,
+        )
+        for name, policy in policies.items()
+    }
 
 
 def metrics_table(results: dict[str, BacktestResult]) -> list[dict[str, Any]]:
@@ -143,8 +201,9 @@ def metrics_table(results: dict[str, BacktestResult]) -> list[dict[str, Any]]:
         for w_cost, run in result.runs.items():
             rewards = {f"reward_{key}": value for key, value in dataclasses.asdict(run.reward_stats).items()}
             values = {**dataclasses.asdict(run.metrics), **rewards}
-            rows.append({"policy": name, "w_cost": w_cost,
-                         **{key: _json_number(value) for key, value in values.items()}})
+            rows.append(
+                {"policy": name, "w_cost": w_cost, **{key: _json_number(value) for key, value in values.items()}}
+            )
     return rows
 
 

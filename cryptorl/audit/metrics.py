@@ -20,7 +20,6 @@ import numpy as np
 from cryptorl.data.timeframe import HOURS_PER_YEAR
 
 
-
 @dataclass(frozen=True)
 class BacktestMetrics:
     """Summary of one backtest; every value is a plain Python number (JSON-safe)."""
@@ -102,10 +101,10 @@ def probabilistic_sharpe_ratio(net: np.ndarray, benchmark: float = 0.0) -> float
     spread = 1.0
     if sharpe != 0.0:
         centred = net - np.mean(net)
-        variance = float(np.mean(centred ** 2))
-        skew = float(np.mean(centred ** 3)) / variance ** 1.5
-        kurtosis = float(np.mean(centred ** 4)) / variance ** 2
-        spread = math.sqrt(1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe ** 2)
+        variance = float(np.mean(centred**2))
+        skew = float(np.mean(centred**3)) / variance**1.5
+        kurtosis = float(np.mean(centred**4)) / variance**2
+        spread = math.sqrt(1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2)
     return _normal_cdf((sharpe - benchmark) * math.sqrt(len(net) - 1) / spread)
 
 
@@ -113,8 +112,9 @@ def _normal_cdf(z: float) -> float:
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
 
-def compute_metrics(positions: np.ndarray, log_returns: np.ndarray, fee: float,
-                    bars_per_year: float = HOURS_PER_YEAR) -> BacktestMetrics:
+def compute_metrics(
+    positions: np.ndarray, log_returns: np.ndarray, fee: float, bars_per_year: float = HOURS_PER_YEAR
+) -> BacktestMetrics:
     """All metrics of holding `positions` (T,) over bars with next-bar `log_returns` (T,), paying `fee`."""
     positions = np.asarray(positions, dtype=np.float64)
     log_returns = np.asarray(log_returns, dtype=np.float64)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: GPU servers and CI have no display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image
 
 EMBED_MAX_WIDTH = 720  # px: a plot embedded in a markdown artifact is downscaled to this width at most
 
@@ -33,13 +33,13 @@ def embed_png(png: bytes, alt: str, max_width: int = EMBED_MAX_WIDTH) -> str:
     """
     image = Image.open(io.BytesIO(png)).convert("RGB")
     if image.width > max_width:
-        image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
+        image = image.resize((max_width, round(image.height * max_width / image.width)), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.quantize(colors=64).save(buffer, format="PNG", optimize=True)
     return f"![{alt}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
 
 
-def equity_plot(times: Sequence, curves: dict[str, np.ndarray], title: str) -> bytes:
+def equity_plot(times: Sequence | np.ndarray, curves: dict[str, np.ndarray], title: str) -> bytes:
     """Equity curves (start 1.0) of the agent and the baselines on one axis."""
     figure, axis = plt.subplots(figsize=(10, 4))
     for name, curve in curves.items():
@@ -50,7 +50,7 @@ def equity_plot(times: Sequence, curves: dict[str, np.ndarray], title: str) -> b
     return _png(figure)
 
 
-def position_plot(times: Sequence, positions: np.ndarray, close: np.ndarray, title: str) -> bytes:
+def position_plot(times: Sequence | np.ndarray, positions: np.ndarray, close: np.ndarray, title: str) -> bytes:
     """The agent's position over the test slice, price on a second axis."""
     figure, axis = plt.subplots(figsize=(10, 4))
     axis.step(times, positions, where="post", color="tab:blue", label="position")
@@ -64,7 +64,7 @@ def position_plot(times: Sequence, positions: np.ndarray, close: np.ndarray, tit
 
 def histogram_plot(values: np.ndarray, title: str, bins: int = 21) -> bytes:
     figure, axis = plt.subplots(figsize=(6, 4))
-    axis.hist(values, bins=np.linspace(-1, 1, bins + 1), color="tab:blue", alpha=0.8)
+    axis.hist(values, bins=np.linspace(-1, 1, bins + 1).tolist(), color="tab:blue", alpha=0.8)
     axis.set(title=title, xlabel="position", ylabel="count")
     return _png(figure)
 
@@ -102,17 +102,35 @@ def cost_frontier_plot(rows: list[dict], agent: str, headline_w_cost: float, tit
     """
     line, points = frontier_points(rows, agent, headline_w_cost)
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    axis.plot([row["turnover"] for row in line], [row["sharpe"] for row in line], "o-", color="black",
-              linewidth=2.0, label=f"{agent} (w_cost on the points)")
+    axis.plot(
+        [row["turnover"] for row in line],
+        [row["sharpe"] for row in line],
+        "o-",
+        color="black",
+        linewidth=2.0,
+        label=f"{agent} (w_cost on the points)",
+    )
     for row in line:
-        axis.annotate(f"w={row['w_cost']:g}", (row["turnover"], row["sharpe"]), textcoords="offset points",
-                      xytext=(5, 5), fontsize=8)
+        axis.annotate(
+            f"w={row['w_cost']:g}",
+            (row["turnover"], row["sharpe"]),
+            textcoords="offset points",
+            xytext=(5, 5),
+            fontsize=8,
+        )
     for index, row in enumerate(points):
-        axis.scatter(row["turnover"], row["sharpe"], marker="s", color=f"C{index % 10}", zorder=3,
-                     label=f"{row['policy']} (w_cost={headline_w_cost:g})")
+        axis.scatter(
+            row["turnover"],
+            row["sharpe"],
+            marker="s",
+            color=f"C{index % 10}",
+            zorder=3,
+            label=f"{row['policy']} (w_cost={headline_w_cost:g})",
+        )
     axis.axhline(0.0, color="gray", linewidth=0.8)
-    axis.set(title=title, xlabel="turnover (mean |Δposition| per bar)",
-             ylabel="net Sharpe at the real fee (annualised)")
+    axis.set(
+        title=title, xlabel="turnover (mean |Δposition| per bar)", ylabel="net Sharpe at the real fee (annualised)"
+    )
     axis.legend(loc="best", fontsize=8)
     axis.grid(alpha=0.3)
     return _png(figure)

@@ -9,6 +9,7 @@ observation carries. Every baseline is causal: its position at bar t uses bars <
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,9 +40,11 @@ class TrainedPolicy:
     def __call__(self, observation: dict[str, np.ndarray], bars: np.ndarray) -> np.ndarray:
         missing = self.observation_keys - observation.keys()
         if missing:
-            raise ConfigError(f"the trained model reads observation keys {sorted(missing)} that the backtest env "
-                              f"does not emit: backtest with include_market=True for a model trained without "
-                              f"the encoder cache")
+            raise ConfigError(
+                f"the trained model reads observation keys {sorted(missing)} that the backtest env "
+                f"does not emit: backtest with include_market=True for a model trained without "
+                f"the encoder cache"
+            )
         actions, _ = self.model.predict(observation, deterministic=True)  # (n, 1)
         return actions.reshape(-1)
 
@@ -54,8 +57,9 @@ class ConstantPolicy:
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.position <= 1.0:
-            raise ConfigError(f"constant position {self.position} is outside [-1, 1]: use a policy spec among "
-                              f"{VALID_SPECS}")
+            raise ConfigError(
+                f"constant position {self.position} is outside [-1, 1]: use a policy spec among {VALID_SPECS}"
+            )
 
     def __call__(self, observation: dict[str, np.ndarray], bars: np.ndarray) -> np.ndarray:
         return np.full(len(bars), self.position, dtype=np.float32)
@@ -172,18 +176,39 @@ def parse_policy_spec(spec: str) -> tuple[str, float | None]:
     return name, None
 
 
-def make_policy(spec: str, *, market: MarketData, model: Any = None, seed: int = 0,
-                train: MarketData | None = None, fee: float | None = None) -> Policy:
+def make_policy(
+    spec: str,
+    *,
+    market: MarketData,
+    model: Any = None,
+    seed: int = 0,
+    train: MarketData | None = None,
+    fee: float | None = None,
+) -> Policy:
     """The policy named by `spec` (see VALID_SPECS); `probe` and `best_constant` need `train` and `fee`."""
     name, position = parse_policy_spec(spec)
     if name == "trained" and model is None:
         raise ConfigError("policy spec 'trained' needs a trained model: pass model=load_trained_model(path)")
-    if name in FITTED_SPECS and (train is None or fee is None):
-        raise ConfigError(f"policy spec {name!r} is fitted on the train slice: pass train=<the train MarketData> "
-                          f"and fee=env_config.fee")
-    makers = {"trained": lambda: TrainedPolicy(model), "constant": lambda: ConstantPolicy(position),
-              "buy_and_hold": lambda: ConstantPolicy(1.0), "flat": lambda: ConstantPolicy(0.0),
-              "momentum": lambda: MomentumPolicy(market), "random": lambda: RandomPolicy(seed),
-              "probe": lambda: ProbePolicy(trading_probe(train, fee), market, fee),
-              "best_constant": lambda: ConstantPolicy(best_constant(train, fee).position)}
+    if name in FITTED_SPECS:
+        if train is None or fee is None:
+            raise ConfigError(
+                f"policy spec {name!r} is fitted on the train slice: pass train=<the train MarketData> "
+                f"and fee=env_config.fee"
+            )
+        return _fitted_policy(name, market, train, fee)
+    makers: dict[str, Callable[[], Policy]] = {
+        "trained": lambda: TrainedPolicy(model),
+        "constant": lambda: ConstantPolicy(position or 0.0),  # parse_policy_spec gives constant its position
+        "buy_and_hold": lambda: ConstantPolicy(1.0),
+        "flat": lambda: ConstantPolicy(0.0),
+        "momentum": lambda: MomentumPolicy(market),
+        "random": lambda: RandomPolicy(seed),
+    }
     return makers[name]()
+
+
+def _fitted_policy(name: str, market: MarketData, train: MarketData, fee: float) -> Policy:
+    """A baseline fitted on the train slice: the probe (at its best train horizon) or the best constant."""
+    if name == "probe":
+        return ProbePolicy(trading_probe(train, fee), market, fee)
+    return ConstantPolicy(best_constant(train, fee).position)

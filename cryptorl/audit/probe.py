@@ -93,8 +93,11 @@ class MultiHorizonProbe:
         return [horizon for horizon, score in self.horizons.items() if score.edge_above_fee]
 
     def to_json(self) -> dict:
-        return {"horizons": {str(h): dataclasses.asdict(score) for h, score in self.horizons.items()},
-                "trading_horizon": self.trading_horizon, "edge_horizons": self.edge_horizons}
+        return {
+            "horizons": {str(h): dataclasses.asdict(score) for h, score in self.horizons.items()},
+            "trading_horizon": self.trading_horizon,
+            "edge_horizons": self.edge_horizons,
+        }
 
 
 def decision_rows(market: MarketData, name: str, horizon: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -102,9 +105,11 @@ def decision_rows(market: MarketData, name: str, horizon: int = 1) -> tuple[np.n
     lies in the slice: start..stop-1-horizon."""
     n = market.stop - market.start - horizon
     if n < MIN_BARS:
-        raise ConfigError(f"the {name} slice has {n} decision bars with a {horizon}-bar target, too few to fit or "
-                          f"score the probe and best_constant baselines (need {MIN_BARS}): lengthen wfo.{name}")
-    log_returns = market.log_returns[market.start: market.stop - 1].cpu().numpy()  # (n + horizon - 1,)
+        raise ConfigError(
+            f"the {name} slice has {n} decision bars with a {horizon}-bar target, too few to fit or "
+            f"score the probe and best_constant baselines (need {MIN_BARS}): lengthen wfo.{name}"
+        )
+    log_returns = market.log_returns[market.start : market.stop - 1].cpu().numpy()  # (n + horizon - 1,)
     targets = np.lib.stride_tricks.sliding_window_view(log_returns, horizon).sum(axis=1)  # (n,) Σ r[t: t + h]
     rows = slice(market.start, market.start + n)
     return market.source[rows].cpu().numpy().astype(np.float64), targets
@@ -129,13 +134,22 @@ def score_probe(probe: RidgeProbe, test: MarketData, fee: float = 0.0, train: Ma
     forecast = probe.forecast(inputs)  # (n,)
     ic = spearman(forecast, returns)
     n, n_effective = len(returns), len(returns) / probe.horizon
-    t_stat = ic * math.sqrt(max(n_effective - 2, 0.0)) / math.sqrt(max(1.0 - ic ** 2, 1e-12))  # finite at |ic| = 1
+    t_stat = ic * math.sqrt(max(n_effective - 2, 0.0)) / math.sqrt(max(1.0 - ic**2, 1e-12))  # finite at |ic| = 1
     called = returns != 0
     hit_rate = float(np.mean(np.sign(forecast[called]) == np.sign(returns[called]))) if called.any() else 0.0
     traded = traded_metrics(probe, test, fee)
-    return ProbeScore(ic, t_stat, hit_rate, n, bool(ic > 0 and t_stat >= SIGNAL_T_STAT), probe.horizon,
-                      n_effective, traded.sharpe, traded.turnover,
-                      traded_metrics(probe, train, fee).sharpe if train is not None else 0.0)
+    return ProbeScore(
+        ic,
+        t_stat,
+        hit_rate,
+        n,
+        bool(ic > 0 and t_stat >= SIGNAL_T_STAT),
+        probe.horizon,
+        n_effective,
+        traded.sharpe,
+        traded.turnover,
+        traded_metrics(probe, train, fee).sharpe if train is not None else 0.0,
+    )
 
 
 def probe_positions(forecast: np.ndarray, band: float) -> np.ndarray:
@@ -152,12 +166,14 @@ def traded_metrics(probe: RidgeProbe, market: MarketData, fee: float) -> Backtes
     """Net metrics at `fee` of trading `probe` over every decision bar of `market`'s slice, from flat."""
     rows = slice(market.start, market.stop - 1)
     forecast = probe.forecast(market.source[rows].cpu().numpy())  # (T,)
-    return compute_metrics(probe_positions(forecast, fee), market.log_returns[rows].cpu().numpy(), fee,
-                           market.bars_per_year)
+    return compute_metrics(
+        probe_positions(forecast, fee), market.log_returns[rows].cpu().numpy(), fee, market.bars_per_year
+    )
 
 
-def multi_horizon_probe(train: MarketData, test: MarketData, fee: float,
-                        horizons: tuple[int, ...] = PROBE_HORIZONS) -> MultiHorizonProbe:
+def multi_horizon_probe(
+    train: MarketData, test: MarketData, fee: float, horizons: tuple[int, ...] = PROBE_HORIZONS
+) -> MultiHorizonProbe:
     """The probe fit on `train` and scored on `test` at every horizon; it trades the best one on train."""
     scores = {h: score_probe(fit_probe(train, h), test, fee, train) for h in horizons}
     return MultiHorizonProbe(scores, max(scores, key=lambda h: scores[h].train_sharpe))

@@ -15,8 +15,19 @@ from cryptorl.audit.probe import SIGNAL_T_STAT
 
 SCHEMA_VERSION = 2  # 2: `probe` holds every horizon
 HEADLINE_W_COST = 1.0  # the w_cost at which the agent pays exactly the real fee
-TABLE_COLUMNS = ("policy", "w_cost", "net_log_return", "sharpe", "sortino", "max_drawdown", "calmar", "turnover",
-                 "exposure", "hit_rate", "psr")
+TABLE_COLUMNS = (
+    "policy",
+    "w_cost",
+    "net_log_return",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "turnover",
+    "exposure",
+    "hit_rate",
+    "psr",
+)
 
 
 def policies_by_w_cost(rows: list[dict]) -> dict[str, dict[str, dict]]:
@@ -40,12 +51,16 @@ def headline_sharpes(report: dict) -> tuple[float | None, float | None]:
     return rows[report["policy"]].get("sharpe"), rows.get("buy_and_hold", {}).get("sharpe")
 
 
-def run_line(label: str, state: str, verdict: str | None, sharpe: float | None, buy_and_hold: float | None,
-             decision: str) -> str:
+def run_line(
+    label: str, state: str, verdict: str | None, sharpe: float | None, buy_and_hold: float | None, decision: str
+) -> str:
     """One run in one line (`cryptorl wfo` and `study`): its verdict, its net test Sharpe at the real fee against
     buy & hold's, and what promotion decided."""
-    judged = (f"{verdict.upper()}, net Sharpe {_fmt(sharpe)} vs buy & hold {_fmt(buy_and_hold)}" if verdict
-              else f"{state}, no audit report")
+    judged = (
+        f"{verdict.upper()}, net Sharpe {_fmt(sharpe)} vs buy & hold {_fmt(buy_and_hold)}"
+        if verdict
+        else f"{state}, no audit report"
+    )
     return f"{label}: {judged}; {decision}"
 
 
@@ -65,7 +80,9 @@ def render_markdown(report: dict, images: dict[str, str] | None = None) -> str:
     lines += [f"- {name}: {_fmt(value)}" for name, value in key_numbers(report).items()]
     lines += ["", f"## Test-slice metrics at w_cost = {headline_rows(report['metrics'])[0]['w_cost']:g}", ""]
     lines += [_table_row(TABLE_COLUMNS), _table_row(["---"] * len(TABLE_COLUMNS))]
-    lines += [_table_row([_fmt(row.get(column)) for column in TABLE_COLUMNS]) for row in headline_rows(report["metrics"])]
+    lines += [
+        _table_row([_fmt(row.get(column)) for column in TABLE_COLUMNS]) for row in headline_rows(report["metrics"])
+    ]
     images = images or {}
     lines += ["", "## Plots", ""]
     for name, uri in report["plots"].items():
@@ -87,10 +104,12 @@ def money_line(report: dict) -> str:
     rows = {row["policy"]: row for row in headline_rows(report["metrics"])}
     audited = rows[report["policy"]]
     others = ", ".join(f"{name} {_fmt(row.get('sharpe'))}" for name, row in rows.items() if name != report["policy"])
-    return (f"net at the real fee over the test slice (w_cost {audited['w_cost']:g}): {report['policy']} Sharpe "
-            f"{_fmt(audited.get('sharpe'))} (log-return gross {_percent(audited.get('gross_log_return'))}, fees "
-            f"{_percent(audited.get('cost'))}, net {_percent(audited.get('net_log_return'))}; turnover "
-            f"{_fmt(audited.get('turnover'))} per bar); baselines' Sharpe: {others}")
+    return (
+        f"net at the real fee over the test slice (w_cost {audited['w_cost']:g}): {report['policy']} Sharpe "
+        f"{_fmt(audited.get('sharpe'))} (log-return gross {_percent(audited.get('gross_log_return'))}, fees "
+        f"{_percent(audited.get('cost'))}, net {_percent(audited.get('net_log_return'))}; turnover "
+        f"{_fmt(audited.get('turnover'))} per bar); baselines' Sharpe: {others}"
+    )
 
 
 def _percent(value: float | None) -> str:
@@ -101,12 +120,16 @@ def probe_line(probe: dict) -> str:
     """Per horizon the probe's IC (t), hit rate and net Sharpe traded at the real fee on test; then which horizon
     the probe baseline trades, and at which horizons the slice carried an edge larger than the fee."""
     scores = "; ".join(
-        f"{h} bar{'s' * (h != '1')}: IC {score['ic']:.3f} (t {score['ic_tstat']:.1f}), hit {100 * score['hit_rate']:.1f} %, "
-        f"net Sharpe {score['net_sharpe']:.2f}" for h, score in sorted(probe["horizons"].items(), key=_horizon))
+        f"{h} bar{'s' * (h != '1')}: IC {score['ic']:.3f} (t {score['ic_tstat']:.1f}), "
+        f"hit {100 * score['hit_rate']:.1f} %, net Sharpe {score['net_sharpe']:.2f}"
+        for h, score in sorted(probe["horizons"].items(), key=_horizon)
+    )
     edge = ", ".join(f"{h} bars" for h in probe["edge_horizons"]) or "no horizon"
-    return (f"probe (ridge on the inputs, fit on train): {scores}; trades {probe['trading_horizon']} bar(s) (best on "
-            f"train); an edge larger than the fee (IC > 0 with t >= {SIGNAL_T_STAT:g} and net Sharpe > 0 on test) at: "
-            f"{edge}")
+    return (
+        f"probe (ridge on the inputs, fit on train): {scores}; trades {probe['trading_horizon']} bar(s) (best on "
+        f"train); an edge larger than the fee (IC > 0 with t >= {SIGNAL_T_STAT:g} and net Sharpe > 0 on test) at: "
+        f"{edge}"
+    )
 
 
 def _horizon(item: tuple[str, dict]) -> int:
@@ -119,9 +142,11 @@ def best_constant_line(report: dict) -> str:
     rows = headline_rows(report["metrics"])
     sharpe = {row["policy"]: row["sharpe"] for row in rows}
     w_cost = rows[0]["w_cost"]
-    return (f"best_constant: position {report['best_constant']['position']:+.1f} (best train net Sharpe "
-            f"{report['best_constant']['train_sharpe']:.2f}); test net Sharpe at w_cost {w_cost:g}: "
-            f"{_fmt(sharpe.get('best_constant'))} vs trained {_fmt(sharpe.get('trained'))}")
+    return (
+        f"best_constant: position {report['best_constant']['position']:+.1f} (best train net Sharpe "
+        f"{report['best_constant']['train_sharpe']:.2f}); test net Sharpe at w_cost {w_cost:g}: "
+        f"{_fmt(sharpe.get('best_constant'))} vs trained {_fmt(sharpe.get('trained'))}"
+    )
 
 
 def key_numbers(report: dict) -> dict[str, float | None]:

@@ -10,5 +10,16 @@ from cryptorl.data.loader import LoadReport, dataset_name, load_ohlcv, load_ohlc
 from cryptorl.data.timeframe import bars_per_year, load_bars, resample_ohlcv
 from cryptorl.data.validation import COLUMNS, validate_ohlcv
 
-__all__ = ["COLUMNS", "AppendReport", "LoadReport", "append_bars", "bars_per_year", "dataset_name", "load_bars",
-           "load_ohlcv", "load_ohlcv_with_report", "resample_ohlcv", "validate_ohlcv"]
+__all__ = [
+    "COLUMNS",
+    "AppendReport",
+    "LoadReport",
+    "append_bars",
+    "bars_per_year",
+    "dataset_name",
+    "load_bars",
+    "load_ohlcv",
+    "load_ohlcv_with_report",
+    "resample_ohlcv",
+    "validate_ohlcv",
+]

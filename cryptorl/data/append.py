@@ -22,15 +22,22 @@ Nothing is lost either:
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from cryptorl.data.gaps import fill_gaps
 from cryptorl.data.loader import CSV_HEADER, parse_raw, read_raw
-from cryptorl.data.validation import COLUMNS, epoch_unit_ns, format_timestamp, parse_bar, timestamp_column, validate_ohlcv
+from cryptorl.data.validation import (
+    COLUMNS,
+    epoch_unit_ns,
+    format_timestamp,
+    parse_bar,
+    timestamp_column,
+    validate_ohlcv,
+)
 from cryptorl.errors import ArtifactNotFoundError, DataError
 from cryptorl.storage import update_url
 
@@ -38,8 +45,16 @@ from cryptorl.storage import update_url
 _AGREEMENT_RTOL = 1e-9
 _WRITERS = (".parquet", ".pq", ".csv")
 # Text timestamp layouts a dataset may use; the one that reproduces its own last timestamp is kept.
-_TEXT_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d",
-                 "%Y-%m-%d %H:%M:%S+00:00", "%Y-%m-%dT%H:%M:%S+00:00", "%Y-%m-%dT%H:%M:%S.%fZ")
+_TEXT_FORMATS = (
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M:%S+00:00",
+    "%Y-%m-%dT%H:%M:%S+00:00",
+    "%Y-%m-%dT%H:%M:%S.%fZ",
+)
 
 
 @dataclass(frozen=True)
@@ -59,12 +74,15 @@ class AppendReport:
         columns = f"; new columns {', '.join(self.new_columns)}" if self.new_columns else ""
         if self.added == 0:
             return f"{self.target}: up to date, 0 bars added ({self.overlapping:,} overlapping bars agree); {span}"
-        return (f"{self.target}: {self.added:,} bars added ({self.overlapping:,} overlapping bars agree); "
-                f"now {span}{columns}")
+        return (
+            f"{self.target}: {self.added:,} bars added ({self.overlapping:,} overlapping bars agree); "
+            f"now {span}{columns}"
+        )
 
 
-def append_bars(new_source: str, target: str, *, bar: str = "1h", max_gap_fill_bars: int = 48,
-                new_columns: bool = False) -> AppendReport:
+def append_bars(
+    new_source: str, target: str, *, bar: str = "1h", max_gap_fill_bars: int = 48, new_columns: bool = False
+) -> AppendReport:
     """Add the bars of `new_source` after the last one of the dataset `target` (path or fsspec URL).
 
     Raises `DataError` naming the first conflicting or older timestamp, a column the new bars lack or add, and
@@ -86,13 +104,22 @@ def append_bars(new_source: str, target: str, *, bar: str = "1h", max_gap_fill_b
     try:
         update_url(target, grow)
     except ArtifactNotFoundError:
-        raise DataError(f"{target}: file not found; fix: check the path or URL (--into), or start the dataset by "
-                        "copying a first download there") from None
+        raise DataError(
+            f"{target}: file not found; fix: check the path or URL (--into), or start the dataset by "
+            "copying a first download there"
+        ) from None
     return outcome[-1]
 
 
-def _merged(stored_raw: pd.DataFrame, stored: pd.DataFrame, new_raw: pd.DataFrame, new: pd.DataFrame,
-            new_source: str, target: str, new_columns: bool) -> tuple[pd.DataFrame, pd.DataFrame, AppendReport]:
+def _merged(
+    stored_raw: pd.DataFrame,
+    stored: pd.DataFrame,
+    new_raw: pd.DataFrame,
+    new: pd.DataFrame,
+    new_source: str,
+    target: str,
+    new_columns: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame, AppendReport]:
     """(canonical merged bars, the dataset's table grown by the new bars in its own schema, the report)."""
     overlap = stored.index.intersection(new.index)
     _check_agreement(stored.loc[overlap], new.loc[overlap], new_source, target)
@@ -103,8 +130,15 @@ def _merged(stored_raw: pd.DataFrame, stored: pd.DataFrame, new_raw: pd.DataFram
     appended = pd.DataFrame({name: rows[source].to_numpy() for name, source in columns.items()})
     table = _grown_table(stored_raw, appended, new.index[fresh])
     merged = pd.concat([stored, new[fresh]])  # (T + N', 5), in time order: the new bars all come later
-    report = AppendReport(target=target, added=int(fresh.sum()), overlapping=len(overlap), rows=len(merged),
-                          first=merged.index[0], last=merged.index[-1], new_columns=tuple(map(str, extra)))
+    report = AppendReport(
+        target=target,
+        added=int(fresh.sum()),
+        overlapping=len(overlap),
+        rows=len(merged),
+        first=merged.index[0],
+        last=merged.index[-1],
+        new_columns=tuple(map(str, extra)),
+    )
     return merged, table, report
 
 
@@ -113,8 +147,11 @@ def _grown_table(stored_raw: pd.DataFrame, appended: pd.DataFrame, stamps: pd.Da
     take the dataset's column types and its way of writing timestamps."""
     stamp_name = timestamp_column(stored_raw)
     for name in stored_raw.columns:
-        appended[name] = (_encode_stamps(stamps, stored_raw[name]) if name == stamp_name
-                          else appended[name].astype(stored_raw[name].dtype))
+        appended[name] = (
+            _encode_stamps(stamps, stored_raw[name])
+            if name == stamp_name
+            else appended[name].astype(stored_raw[name].dtype)
+        )
     appended = appended[[*stored_raw.columns, *(name for name in appended.columns if name not in stored_raw.columns)]]
     if stamp_name is None:  # the times are the dataset's index
         appended.index = pd.Index(_encode_stamps(stamps, stored_raw.index.to_series()), name=stored_raw.index.name)
@@ -126,13 +163,16 @@ def _grown_table(stored_raw: pd.DataFrame, appended: pd.DataFrame, stamps: pd.Da
 def _refuse_older(fresh: pd.DatetimeIndex, last: pd.Timestamp, new_source: str, target: str) -> None:
     older = fresh[fresh < last]
     if len(older):
-        raise DataError(f"{new_source}: {len(older):,} bar(s) from {format_timestamp(older[0])} are older than "
-                        f"{target}'s last bar {format_timestamp(last)} and not in it; fix: append only bars after "
-                        "it (append never inserts history into a dataset; rebuild it from one download instead)")
+        raise DataError(
+            f"{new_source}: {len(older):,} bar(s) from {format_timestamp(older[0])} are older than "
+            f"{target}'s last bar {format_timestamp(last)} and not in it; fix: append only bars after "
+            "it (append never inserts history into a dataset; rebuild it from one download instead)"
+        )
 
 
-def _columns_of(stored_raw: pd.DataFrame, new_raw: pd.DataFrame, new_source: str, target: str,
-                new_columns: bool) -> tuple[dict[str, str], list[str]]:
+def _columns_of(
+    stored_raw: pd.DataFrame, new_raw: pd.DataFrame, new_source: str, target: str, new_columns: bool
+) -> tuple[dict[str, str], list[str]]:
     """({each non-timestamp column of the dataset, then each extra one: the new bars' column of that name, any
     case}, the extra columns)."""
     new_by_lower = {_lower(name): name for name in new_raw.columns if name != timestamp_column(new_raw)}
@@ -140,12 +180,16 @@ def _columns_of(stored_raw: pd.DataFrame, new_raw: pd.DataFrame, new_source: str
     wanted = [name for name in stored_raw.columns if name != timestamp_column(stored_raw)]
     missing = [name for name in wanted if _lower(name) not in new_by_lower]
     if missing:
-        raise DataError(f"{new_source}: lacks column(s) {', '.join(map(str, missing))} that {target} has; fix: "
-                        "download the new bars with the same columns as the dataset")
+        raise DataError(
+            f"{new_source}: lacks column(s) {', '.join(map(str, missing))} that {target} has; fix: "
+            "download the new bars with the same columns as the dataset"
+        )
     extra = [name for lower, name in new_by_lower.items() if lower not in stored_lower]
     if extra and not new_columns:
-        raise DataError(f"{new_source}: has column(s) {', '.join(map(str, extra))} that {target} lacks; fix: drop "
-                        "them, or pass --new-columns to add them (the older rows get blanks)")
+        raise DataError(
+            f"{new_source}: has column(s) {', '.join(map(str, extra))} that {target} lacks; fix: drop "
+            "them, or pass --new-columns to add them (the older rows get blanks)"
+        )
     return {name: new_by_lower[_lower(name)] for name in (*wanted, *extra)}, extra
 
 
@@ -166,8 +210,10 @@ def _encode_stamps(stamps: pd.DatetimeIndex, stored: pd.Series) -> pd.Index | np
     parsed = parsed.tz_convert("UTC") if parsed.tzinfo is not None else parsed.tz_localize("UTC")
     layout = next((layout for layout in _TEXT_FORMATS if parsed.strftime(layout) == last), None)
     if layout is None:
-        raise DataError(f"cannot write new timestamps like the dataset's {last!r}; fix: store the timestamps as "
-                        "ISO 8601 text, datetimes or epoch numbers")
+        raise DataError(
+            f"cannot write new timestamps like the dataset's {last!r}; fix: store the timestamps as "
+            "ISO 8601 text, datetimes or epoch numbers"
+        )
     return np.asarray(stamps.strftime(layout), dtype=object)
 
 
@@ -180,11 +226,13 @@ def _check_agreement(stored: pd.DataFrame, new: pd.DataFrame, new_source: str, t
         return
     row = int(bad_rows[0])
     column = int(np.argmax(differs[row]))
-    raise DataError(f"{new_source}: bar {format_timestamp(stored.index[row])} conflicts with {target} in column "
-                    f"'{COLUMNS[column]}' ({float(new_values[row, column]):g} vs stored "
-                    f"{float(stored_values[row, column]):g}; {bad_rows.size:,} conflicting bars); fix: append only "
-                    f"bars after {format_timestamp(stored.index[-1])}, or rebuild the dataset from one consistent "
-                    "download")
+    raise DataError(
+        f"{new_source}: bar {format_timestamp(stored.index[row])} conflicts with {target} in column "
+        f"'{COLUMNS[column]}' ({float(new_values[row, column]):g} vs stored "
+        f"{float(stored_values[row, column]):g}; {bad_rows.size:,} conflicting bars); fix: append only "
+        f"bars after {format_timestamp(stored.index[-1])}, or rebuild the dataset from one consistent "
+        "download"
+    )
 
 
 def _encoder_for(target: str) -> Callable[[pd.DataFrame], bytes]:
@@ -194,8 +242,10 @@ def _encoder_for(target: str) -> Callable[[pd.DataFrame], bytes]:
         return _parquet_bytes
     if name.endswith(".csv"):
         return _csv_bytes
-    raise DataError(f"{target}: cannot rewrite this format; fix: keep the dataset as {', '.join(_WRITERS)} "
-                    "(convert it once with pandas, then append)")
+    raise DataError(
+        f"{target}: cannot rewrite this format; fix: keep the dataset as {', '.join(_WRITERS)} "
+        "(convert it once with pandas, then append)"
+    )
 
 
 def _parquet_bytes(table: pd.DataFrame) -> bytes:

@@ -49,8 +49,9 @@ def fill_gaps(frame: pd.DataFrame, bar_duration: pd.Timedelta, max_gap_fill_bars
     return GapFill(filled, int(np.count_nonzero(missing)), n_bars)
 
 
-def _refuse_long_gaps(index: pd.DatetimeIndex, missing: np.ndarray, bar_duration: pd.Timedelta,
-                      max_gap_fill_bars: int, source: str) -> None:
+def _refuse_long_gaps(
+    index: pd.DatetimeIndex, missing: np.ndarray, bar_duration: pd.Timedelta, max_gap_fill_bars: int, source: str
+) -> None:
     """`DataError` naming the first too-long gap, the largest one, and the two ways out."""
     too_long = np.flatnonzero(missing > max_gap_fill_bars)
     if too_long.size == 0:
@@ -61,4 +62,5 @@ def _refuse_long_gaps(index: pd.DatetimeIndex, missing: np.ndarray, bar_duration
     raise DataError(
         f"{source}: gap of {int(missing[first])} missing bars ({span}) exceeds "
         f"data.max_gap_fill_bars={max_gap_fill_bars}{others}; fix: raise data.max_gap_fill_bars to "
-        f"{int(missing.max())} or more, or use data that starts at {format_timestamp(index[last + 1])} or later")
+        f"{int(missing.max())} or more, or use data that starts at {format_timestamp(index[last + 1])} or later"
+    )

@@ -23,8 +23,20 @@ from cryptorl.data.validation import NAIVE_TIMESTAMPS, parse_bar, validate_ohlcv
 from cryptorl.errors import ConfigError, DataError
 
 # https://github.com/binance/binance-public-data#klines: headerless, open_time in ms (µs from 2025).
-BINANCE_KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
-                         "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore")
+BINANCE_KLINE_COLUMNS = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "ignore",
+)
 # freqtrade's `download-data` JSON rows, and headerless 6-column CSVs.
 PLAIN_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json"}
@@ -45,11 +57,16 @@ class LoadReport:
     naive_timestamps: bool = False  # the times carried no zone and were read as UTC
 
     def summary(self) -> str:
-        naive = ("; its timestamps carry no time zone and were read as UTC (convert local times to UTC first)"
-                 if self.naive_timestamps else "")
-        return (f"{self.source}: {self.rows:,} bars of {self.bar} {self.first:%Y-%m-%d %H:%M} .. "
-                f"{self.last:%Y-%m-%d %H:%M} UTC, {_count(self.gaps_filled, 'gap')} filled "
-                f"({_count(self.bars_filled, 'flat bar')}), {_count(self.zero_volume_bars, 'zero-volume bar')}{naive}")
+        naive = (
+            "; its timestamps carry no time zone and were read as UTC (convert local times to UTC first)"
+            if self.naive_timestamps
+            else ""
+        )
+        return (
+            f"{self.source}: {self.rows:,} bars of {self.bar} {self.first:%Y-%m-%d %H:%M} .. "
+            f"{self.last:%Y-%m-%d %H:%M} UTC, {_count(self.gaps_filled, 'gap')} filled "
+            f"({_count(self.bars_filled, 'flat bar')}), {_count(self.zero_volume_bars, 'zero-volume bar')}{naive}"
+        )
 
 
 def load_ohlcv(path_or_url: str | os.PathLike[str], *, bar: str = "1h", max_gap_fill_bars: int = 48) -> pd.DataFrame:
@@ -57,8 +74,9 @@ def load_ohlcv(path_or_url: str | os.PathLike[str], *, bar: str = "1h", max_gap_
     return load_ohlcv_with_report(path_or_url, bar=bar, max_gap_fill_bars=max_gap_fill_bars)[0]
 
 
-def load_ohlcv_with_report(path_or_url: str | os.PathLike[str], *, bar: str = "1h",
-                           max_gap_fill_bars: int = 48) -> tuple[pd.DataFrame, LoadReport]:
+def load_ohlcv_with_report(
+    path_or_url: str | os.PathLike[str], *, bar: str = "1h", max_gap_fill_bars: int = 48
+) -> tuple[pd.DataFrame, LoadReport]:
     """Read, validate and gap-fill an OHLCV file; `DataError` with one line for anything wrong.
 
     Returns a frame indexed by a UTC `DatetimeIndex` named `timestamp`, float64 columns
@@ -66,14 +84,23 @@ def load_ohlcv_with_report(path_or_url: str | os.PathLike[str], *, bar: str = "1
     """
     source = os.fspath(path_or_url)
     if max_gap_fill_bars < 0:
-        raise ConfigError(f"invalid config data.max_gap_fill_bars={max_gap_fill_bars}: use 0 to refuse every gap, "
-                          "or a positive number of bars")
+        raise ConfigError(
+            f"invalid config data.max_gap_fill_bars={max_gap_fill_bars}: use 0 to refuse every gap, "
+            "or a positive number of bars"
+        )
     frame = validate_ohlcv(read_raw(source), source, bar=bar)
     filled = fill_gaps(frame, parse_bar(bar), max_gap_fill_bars, source)
-    report = LoadReport(source=source, rows=len(filled.frame), first=filled.frame.index[0],
-                        last=filled.frame.index[-1], gaps_filled=filled.gaps, bars_filled=filled.bars,
-                        zero_volume_bars=int((frame["volume"] == 0).sum()), bar=bar,
-                        naive_timestamps=frame.attrs[NAIVE_TIMESTAMPS])
+    report = LoadReport(
+        source=source,
+        rows=len(filled.frame),
+        first=filled.frame.index[0],
+        last=filled.frame.index[-1],
+        gaps_filled=filled.gaps,
+        bars_filled=filled.bars,
+        zero_volume_bars=int((frame["volume"] == 0).sum()),
+        bar=bar,
+        naive_timestamps=frame.attrs[NAIVE_TIMESTAMPS],
+    )
     return filled.frame, report
 
 
@@ -92,8 +119,10 @@ def parse_raw(raw: bytes, source: str) -> pd.DataFrame:
     except DataError as exc:  # a reader's own complaint, which does not know the source
         raise DataError(f"{source}: {exc}") from None
     except (ValueError, OSError) as exc:  # pandas, pyarrow and json parse errors
-        raise DataError(f"{source}: cannot parse as {file_format} ({_one_line(exc)}); "
-                        f"fix: check that the file is a valid {file_format} file") from None
+        raise DataError(
+            f"{source}: cannot parse as {file_format} ({_one_line(exc)}); "
+            f"fix: check that the file is a valid {file_format} file"
+        ) from None
 
 
 def dataset_name(source: str | os.PathLike[str]) -> str:
@@ -115,8 +144,10 @@ def _format_of(source: str) -> str:
         name = name.rsplit(".", 1)[0]
     extension = os.path.splitext(name)[1]
     if extension not in _FORMATS:
-        raise DataError(f"{source}: unknown data format {extension or '(no extension)'!r}; "
-                        "fix: use .parquet/.pq, .csv or .json (optionally compressed, e.g. .csv.gz)")
+        raise DataError(
+            f"{source}: unknown data format {extension or '(no extension)'!r}; "
+            "fix: use .parquet/.pq, .csv or .json (optionally compressed, e.g. .csv.gz)"
+        )
     return _FORMATS[extension]
 
 
@@ -126,13 +157,16 @@ def _read_bytes(source: str) -> bytes:
             return handle.read()
     except FileNotFoundError as exc:
         if exc.__cause__ is not None:  # fsspec's http says "not found" for a connection it could not open
-            raise DataError(f"{source}: cannot connect ({_one_line(exc.__cause__)}); fix: check the URL and that "
-                            "its server is up and reachable") from None
+            raise DataError(
+                f"{source}: cannot connect ({_one_line(exc.__cause__)}); fix: check the URL and that "
+                "its server is up and reachable"
+            ) from None
         raise DataError(f"{source}: file not found; fix: check the path or URL") from None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         # Any backend's failure (permissions, network, S3 credentials, unknown protocol) means the same here.
-        raise DataError(f"{source}: cannot read ({_one_line(exc)}); "
-                        "fix: check the path or URL and your access to it") from None
+        raise DataError(
+            f"{source}: cannot read ({_one_line(exc)}); fix: check the path or URL and your access to it"
+        ) from None
 
 
 def _read_parquet(raw: bytes) -> pd.DataFrame:
@@ -145,8 +179,10 @@ CSV_HEADER = "csv_header"  # attrs key of a CSV table: whether the file had a he
 def _read_csv(raw: bytes) -> pd.DataFrame:
     first_line = raw.lstrip().split(b"\n", 1)[0]
     if b";" in first_line and b"," not in first_line:
-        raise DataError("its columns are separated by ';', not ','; fix: save the file comma-separated "
-                        "(e.g. pandas.read_csv(path, sep=';').to_csv(path, index=False))")
+        raise DataError(
+            "its columns are separated by ';', not ','; fix: save the file comma-separated "
+            "(e.g. pandas.read_csv(path, sep=';').to_csv(path, index=False))"
+        )
     if not first_line.split(b",", 1)[0].strip().isdigit():
         table = pd.read_csv(io.BytesIO(raw))
         table.attrs[CSV_HEADER] = True
@@ -154,8 +190,10 @@ def _read_csv(raw: bytes) -> pd.DataFrame:
     table = pd.read_csv(io.BytesIO(raw), header=None)
     layouts = {len(BINANCE_KLINE_COLUMNS): BINANCE_KLINE_COLUMNS, len(PLAIN_COLUMNS): PLAIN_COLUMNS}
     if table.shape[1] not in layouts:
-        raise DataError(f"no header row and {table.shape[1]} columns; fix: add a header row "
-                        f"({', '.join(PLAIN_COLUMNS)}) or use Binance's 12-column kline layout")
+        raise DataError(
+            f"no header row and {table.shape[1]} columns; fix: add a header row "
+            f"({', '.join(PLAIN_COLUMNS)}) or use Binance's 12-column kline layout"
+        )
     table = table.set_axis(list(layouts[table.shape[1]]), axis=1)
     table.attrs[CSV_HEADER] = False
     return table
@@ -164,8 +202,10 @@ def _read_csv(raw: bytes) -> pd.DataFrame:
 def _read_json(raw: bytes) -> pd.DataFrame:
     rows = json.loads(raw)
     if not isinstance(rows, list):
-        raise DataError("JSON is not a list of bars; fix: use freqtrade's format, "
-                        "a list of [epoch_ms, open, high, low, close, volume]")
+        raise DataError(
+            "JSON is not a list of bars; fix: use freqtrade's format, "
+            "a list of [epoch_ms, open, high, low, close, volume]"
+        )
     return pd.DataFrame(rows, columns=list(PLAIN_COLUMNS) if rows and isinstance(rows[0], list) else None)
 
 

@@ -27,14 +27,18 @@ def resample_ohlcv(frame: pd.DataFrame, bar: pd.Timedelta, timeframe: pd.Timedel
         return frame
     per_bar = timeframe / bar
     if timeframe < bar or per_bar != int(per_bar):
-        raise ConfigError(f"invalid config data.timeframe={duration_alias(timeframe)!r}: use a whole multiple of the "
-                          f"data's bar {duration_alias(bar)} (e.g. 4h or 1D)")
+        raise ConfigError(
+            f"invalid config data.timeframe={duration_alias(timeframe)!r}: use a whole multiple of the "
+            f"data's bar {duration_alias(bar)} (e.g. 4h or 1D)"
+        )
     groups = frame.resample(timeframe, origin="epoch", label="left", closed="left")
     coarse = groups.agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
     coarse = coarse[groups.size() == int(per_bar)]
     if coarse.empty:
-        raise DataError(f"{source}: its {len(frame):,} bars of {duration_alias(bar)} make no complete {duration_alias(timeframe)} bar: "
-                        "pass a longer file or set data.timeframe to the file's bar")
+        raise DataError(
+            f"{source}: its {len(frame):,} bars of {duration_alias(bar)} make no complete "
+            f"{duration_alias(timeframe)} bar: pass a longer file or set data.timeframe to the file's bar"
+        )
     return coarse.rename_axis(frame.index.name)
 
 

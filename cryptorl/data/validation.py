@@ -45,8 +45,9 @@ def parse_bar(bar: str) -> pd.Timedelta:
     except ValueError:
         duration = pd.NaT
     if pd.isna(duration) or duration <= pd.Timedelta(0):
-        raise ConfigError(f"invalid config data.bar={bar!r}: "
-                          "use a positive fixed duration such as '1h', '15min' or '1D'")
+        raise ConfigError(
+            f"invalid config data.bar={bar!r}: use a positive fixed duration such as '1h', '15min' or '1D'"
+        )
     return duration
 
 
@@ -85,8 +86,9 @@ def timestamp_column(frame: pd.DataFrame) -> str | None:
 
 def epoch_unit_ns(value: float) -> int:
     """Nanoseconds per unit of an epoch number, by its magnitude (s, ms, µs or ns)."""
-    return int(np.select([abs(value) < limit for limit in _EPOCH_UNIT_LIMITS], _NS_PER_EPOCH_UNIT[:-1],
-                         _NS_PER_EPOCH_UNIT[-1]))
+    return int(
+        np.select([abs(value) < limit for limit in _EPOCH_UNIT_LIMITS], _NS_PER_EPOCH_UNIT[:-1], _NS_PER_EPOCH_UNIT[-1])
+    )
 
 
 def _locate_columns(frame: pd.DataFrame, source: str) -> tuple[pd.Series, dict[str, str]]:
@@ -95,22 +97,27 @@ def _locate_columns(frame: pd.DataFrame, source: str) -> tuple[pd.Series, dict[s
     for name in map(str, frame.columns):
         key = name.strip().lower()
         if key in by_lower:
-            raise DataError(f"{source}: columns {by_lower[key]!r} and {name!r} both read as {key!r}; "
-                            "fix: keep only one of them")
+            raise DataError(
+                f"{source}: columns {by_lower[key]!r} and {name!r} both read as {key!r}; fix: keep only one of them"
+            )
         by_lower[key] = name
     found = ", ".join(map(str, frame.columns)) or "none"
     missing = [name for name in COLUMNS if name not in by_lower]
     if missing:
-        raise DataError(f"{source}: missing column(s) {', '.join(missing)} (found: {found}); "
-                        f"fix: name the columns {', '.join(COLUMNS)} (any case)")
+        raise DataError(
+            f"{source}: missing column(s) {', '.join(missing)} (found: {found}); "
+            f"fix: name the columns {', '.join(COLUMNS)} (any case)"
+        )
     stamp_name = next((by_lower[name] for name in TIMESTAMP_COLUMNS if name in by_lower), None)
     if stamp_name is not None:
         stamps = frame[stamp_name]
     elif isinstance(frame.index, pd.DatetimeIndex):
         stamps = frame.index.to_series(index=frame.index)
     else:
-        raise DataError(f"{source}: missing timestamp column (found: {found}); "
-                        f"fix: name the bar-open time column one of {', '.join(TIMESTAMP_COLUMNS)}")
+        raise DataError(
+            f"{source}: missing timestamp column (found: {found}); "
+            f"fix: name the bar-open time column one of {', '.join(TIMESTAMP_COLUMNS)}"
+        )
     return stamps, {name: by_lower[name] for name in COLUMNS}
 
 
@@ -121,16 +128,21 @@ def _parse_timestamps(raw: pd.Series, source: str) -> pd.DatetimeIndex:
         stamps = pd.DatetimeIndex(_epoch_to_ns(numeric.to_numpy()), tz="UTC")
     else:
         stamps = pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce"))
-    _require_rows(np.asarray(stamps.isna()), source, None,
-                  lambda row: f"unreadable timestamp {raw.iloc[row]!r} in column '{raw.name}'",
-                  "write bar-open times as ISO 8601 (2024-01-31 13:00) or epoch s/ms")
+    _require_rows(
+        np.asarray(stamps.isna()),
+        source,
+        None,
+        lambda row: f"unreadable timestamp {raw.iloc[row]!r} in column '{raw.name}'",
+        "write bar-open times as ISO 8601 (2024-01-31 13:00) or epoch s/ms",
+    )
     return stamps.as_unit("ns")
 
 
 def _epoch_to_ns(epoch: np.ndarray) -> np.ndarray:
     """Epoch numbers in s/ms/µs/ns (chosen per value by magnitude) as int64 nanoseconds."""
-    ns_per_unit = np.select([np.abs(epoch) < limit for limit in _EPOCH_UNIT_LIMITS],
-                            _NS_PER_EPOCH_UNIT[:-1], _NS_PER_EPOCH_UNIT[-1])
+    ns_per_unit = np.select(
+        [np.abs(epoch) < limit for limit in _EPOCH_UNIT_LIMITS], _NS_PER_EPOCH_UNIT[:-1], _NS_PER_EPOCH_UNIT[-1]
+    )
     if np.issubdtype(epoch.dtype, np.integer):
         return epoch.astype(np.int64) * ns_per_unit  # exact; float64 would round ns epochs
     return np.rint(epoch * ns_per_unit).astype(np.int64)
@@ -139,29 +151,49 @@ def _epoch_to_ns(epoch: np.ndarray) -> np.ndarray:
 def _numeric_column(raw: pd.Series, name: str, source: str, stamps: pd.DatetimeIndex) -> np.ndarray:
     """A float64 column, refusing text that is not a number and NaN/inf values."""
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)  # (T,)
-    _require_rows(np.isnan(values) & raw.notna().to_numpy(), source, stamps,
-                  lambda row: f"non-numeric value {raw.iloc[row]!r} in column '{name}'",
-                  "write plain numbers such as 4261.48 (no units, thousands separators or text)")
-    _require_rows(~np.isfinite(values), source, stamps,
-                  lambda row: f"{'missing (NaN)' if np.isnan(values[row]) else 'infinite'} value in column '{name}'",
-                  _FIX_ROW)
+    _require_rows(
+        np.isnan(values) & raw.notna().to_numpy(),
+        source,
+        stamps,
+        lambda row: f"non-numeric value {raw.iloc[row]!r} in column '{name}'",
+        "write plain numbers such as 4261.48 (no units, thousands separators or text)",
+    )
+    _require_rows(
+        ~np.isfinite(values),
+        source,
+        stamps,
+        lambda row: f"{'missing (NaN)' if np.isnan(values[row]) else 'infinite'} value in column '{name}'",
+        _FIX_ROW,
+    )
     return values
 
 
 def _check_time_order(stamps: pd.DatetimeIndex, source: str, bar_duration: pd.Timedelta, bar: str) -> None:
     """Unique, strictly increasing, on the grid of multiples of `bar` since 1970-01-01 00:00 UTC."""
-    _require_rows(np.asarray(stamps.duplicated()), source, stamps,
-                  lambda row: f"duplicate timestamp (also at row {np.argmax(stamps == stamps[row]) + 1})",
-                  "keep one bar per timestamp (e.g. drop_duplicates on the timestamp column upstream)")
+    _require_rows(
+        np.asarray(stamps.duplicated()),
+        source,
+        stamps,
+        lambda row: f"duplicate timestamp (also at row {np.argmax(stamps == stamps[row]) + 1})",
+        "keep one bar per timestamp (e.g. drop_duplicates on the timestamp column upstream)",
+    )
     epoch_ns = stamps.asi8  # (T,)
     earlier = np.concatenate([[False], epoch_ns[1:] < epoch_ns[:-1]])
-    _require_rows(earlier, source, stamps,
-                  lambda row: f"timestamp earlier than row {row} ({format_timestamp(stamps[row - 1])})",
-                  "sort the file by timestamp (the loader does not reorder bars)")
-    _require_rows(epoch_ns % bar_duration.value != 0, source, stamps,
-                  lambda row: f"timestamp off the {bar} bar grid",
-                  f"use bar-open times on the {bar} grid (multiples of {bar} since 1970-01-01 UTC) "
-                  "or set data.bar to the file's bar")
+    _require_rows(
+        earlier,
+        source,
+        stamps,
+        lambda row: f"timestamp earlier than row {row} ({format_timestamp(stamps[row - 1])})",
+        "sort the file by timestamp (the loader does not reorder bars)",
+    )
+    _require_rows(
+        epoch_ns % bar_duration.value != 0,
+        source,
+        stamps,
+        lambda row: f"timestamp off the {bar} bar grid",
+        f"use bar-open times on the {bar} grid (multiples of {bar} since 1970-01-01 UTC) "
+        "or set data.bar to the file's bar",
+    )
 
 
 def _check_bar_size(stamps: pd.DatetimeIndex, source: str, bar_duration: pd.Timedelta, bar: str) -> None:
@@ -170,9 +202,11 @@ def _check_bar_size(stamps: pd.DatetimeIndex, source: str, bar_duration: pd.Time
     if steps.size == 0 or steps[np.argmax(counts)] == bar_duration.value:
         return
     typical = pd.Timedelta(int(steps[np.argmax(counts)]))
-    raise DataError(f"{source}: its bars are {duration_alias(typical)} apart ({counts.max():,} of {counts.sum():,} "
-                    f"steps), not data.bar={bar}; fix: read it as {duration_alias(typical)} bars (--set data.bar="
-                    f"{duration_alias(typical)}, and data.timeframe), or pass a file of {bar} bars")
+    raise DataError(
+        f"{source}: its bars are {duration_alias(typical)} apart ({counts.max():,} of {counts.sum():,} "
+        f"steps), not data.bar={bar}; fix: read it as {duration_alias(typical)} bars (--set data.bar="
+        f"{duration_alias(typical)}, and data.timeframe), or pass a file of {bar} bars"
+    )
 
 
 def duration_alias(duration: pd.Timedelta) -> str:
@@ -195,21 +229,59 @@ def _naive(raw: pd.Series) -> bool:
 def _check_prices(values: dict[str, np.ndarray], source: str, stamps: pd.DatetimeIndex) -> None:
     """Positive prices, non-negative volume, and each bar's open and close inside its [low, high]."""
     for name in PRICE_COLUMNS:
-        _require_rows(values[name] <= 0, source, stamps,
-                      lambda row, name=name: f"non-positive price {values[name][row]:g} in column '{name}'", _FIX_ROW)
-    _require_rows(values["volume"] < 0, source, stamps,
-                  lambda row: f"negative volume {values['volume'][row]:g} in column 'volume'", _FIX_ROW)
+        _require_rows(
+            values[name] <= 0,
+            source,
+            stamps,
+            _describe_row("non-positive price {value:g} in column '{name}'", values[name], name),
+            _FIX_ROW,
+        )
+    _require_rows(
+        values["volume"] < 0,
+        source,
+        stamps,
+        lambda row: f"negative volume {values['volume'][row]:g} in column 'volume'",
+        _FIX_ROW,
+    )
     low, high = values["low"], values["high"]
-    _require_rows(high < low, source, stamps,
-                  lambda row: f"high {high[row]:g} < low {low[row]:g} in columns 'high'/'low'", _FIX_ROW)
+    _require_rows(
+        high < low,
+        source,
+        stamps,
+        lambda row: f"high {high[row]:g} < low {low[row]:g} in columns 'high'/'low'",
+        _FIX_ROW,
+    )
     for name in ("open", "close"):
-        _require_rows((values[name] < low) | (values[name] > high), source, stamps,
-                      lambda row, name=name: f"{name} {values[name][row]:g} outside [low {low[row]:g}, "
-                                             f"high {high[row]:g}] in column '{name}'", _FIX_ROW)
+        _require_rows(
+            (values[name] < low) | (values[name] > high),
+            source,
+            stamps,
+            _describe_row(
+                "{name} {value:g} outside [low {low:g}, high {high:g}] in column '{name}'",
+                values[name],
+                name,
+                low,
+                high,
+            ),
+            _FIX_ROW,
+        )
 
 
-def _require_rows(bad: np.ndarray, source: str, stamps: pd.DatetimeIndex | None,
-                  describe: Callable[[int], str], fix: str) -> None:
+def _describe_row(
+    template: str, column: np.ndarray, name: str, low: np.ndarray | None = None, high: np.ndarray | None = None
+) -> Callable[[int], str]:
+    """How a bad row of `column` reads: `template` with the row's value (and its bar's low and high)."""
+
+    def describe(row: int) -> str:
+        bounds = {} if low is None or high is None else {"low": low[row], "high": high[row]}
+        return template.format(value=column[row], name=name, **bounds)
+
+    return describe
+
+
+def _require_rows(
+    bad: np.ndarray, source: str, stamps: pd.DatetimeIndex | None, describe: Callable[[int], str], fix: str
+) -> None:
     """Raise `DataError` naming the first row where `bad` is True and how many rows are bad."""
     rows = np.flatnonzero(bad)
     if rows.size == 0:

@@ -45,9 +45,17 @@ class BatchCryptoEnv(VecEnv):
 
     render_mode = None  # VecEnv.__init__ asks every env for it
 
-    def __init__(self, market: MarketData, n_envs: int, config: EnvConfig = EnvConfig(),
-                 device: str | torch.device | None = None, include_bar_index: bool = False,
-                 stagger_resets: bool = True, seed: int | None = None, include_market: bool = True):
+    def __init__(
+        self,
+        market: MarketData,
+        n_envs: int,
+        config: EnvConfig = EnvConfig(),
+        device: str | torch.device | None = None,
+        include_bar_index: bool = False,
+        stagger_resets: bool = True,
+        seed: int | None = None,
+        include_market: bool = True,
+    ):
         config.validate()
         self.config = config
         self.market = market if device is None else market.to(device)
@@ -57,8 +65,8 @@ class BatchCryptoEnv(VecEnv):
         self.w_cost_low, self.w_cost_high = config.w_cost_low, config.w_cost_high
         self._length, self._n_starts = self.market.episode_layout(config.episode_length)
         self._generator = torch.Generator(device=self.device)
-        super().__init__(n_envs, self.market.observation_space(include_bar_index, include_market),
-                         gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
+        self._space = self.market.observation_space(include_bar_index, include_market)  # (the Dict, typed)
+        super().__init__(n_envs, self._space, gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
         self.seed(seed)
 
         self._bars = torch.full((n_envs,), self.market.start, dtype=torch.long, device=self.device)
@@ -104,18 +112,21 @@ class BatchCryptoEnv(VecEnv):
     def reset(self) -> VecEnvObs:
         self._start_episodes(torch.arange(self.num_envs, device=self.device))
         if self.stagger_resets:
-            self._steps_left = torch.randint(1, self._length + 1, (self.num_envs,), generator=self._generator,
-                                             device=self.device)
+            self._steps_left = torch.randint(
+                1, self._length + 1, (self.num_envs,), generator=self._generator, device=self.device
+            )
         return self._write_observation()
 
-    def reset_to(self, starts: torch.Tensor, w_costs: torch.Tensor) -> VecEnvObs:
+    def reset_to(self, starts: torch.Tensor, w_costs: torch.Tensor) -> dict[str, np.ndarray]:
         """Start every env's episode at the given bars (n_envs,) with the given cost weights (n_envs,)."""
         starts = torch.as_tensor(starts, dtype=torch.long, device=self.device)
         first, last = self.market.start, self.market.start + self._n_starts - 1
         if starts.shape != (self.num_envs,) or bool(((starts < first) | (starts > last)).any()):
-            raise ConfigError(f"reset_to needs {self.num_envs} start bars in [{first}, {last}] (episodes must "
-                              f"fit the slice); got shape {tuple(starts.shape)}, range "
-                              f"[{int(starts.min())}, {int(starts.max())}]")
+            raise ConfigError(
+                f"reset_to needs {self.num_envs} start bars in [{first}, {last}] (episodes must "
+                f"fit the slice); got shape {tuple(starts.shape)}, range "
+                f"[{int(starts.min())}, {int(starts.max())}]"
+            )
         self._bars.copy_(starts)
         self._w_costs.copy_(torch.as_tensor(w_costs, dtype=torch.float32))
         self._positions.zero_()
@@ -164,8 +175,10 @@ class BatchCryptoEnv(VecEnv):
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         if sorted(self._get_indices(indices)) != list(range(self.num_envs)):
-            raise ConfigError(f"set_attr({attr_name!r}) on a subset of envs: BatchCryptoEnv attributes are shared "
-                              "by all envs, call it without indices")
+            raise ConfigError(
+                f"set_attr({attr_name!r}) on a subset of envs: BatchCryptoEnv attributes are shared "
+                "by all envs, call it without indices"
+            )
         setattr(self, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
@@ -180,10 +193,11 @@ class BatchCryptoEnv(VecEnv):
     def _start_episodes(self, envs: torch.Tensor) -> None:
         """New episodes for `envs` (k,) long: random start bars and w_costs, flat position, full length."""
         k = envs.shape[0]
-        draw = {"generator": self._generator, "device": self.device}
+        draw: dict[str, Any] = {"generator": self._generator, "device": self.device}
         self._bars[envs] = self.market.start + torch.randint(self._n_starts, (k,), **draw)
         self._w_costs[envs] = torch.empty(k, device=self.device).uniform_(
-            self.w_cost_low, self.w_cost_high, generator=self._generator)
+            self.w_cost_low, self.w_cost_high, generator=self._generator
+        )
         self._positions[envs] = 0.0
         self._steps_left[envs] = self._length
 
@@ -193,8 +207,10 @@ class BatchCryptoEnv(VecEnv):
         self._fill(final, ended)
         final_numpy = {key: tensor.cpu().numpy() for key, tensor in final.items()}  # (k, ...) each
         for row, env in enumerate(ended.tolist()):
-            infos[env] = {"terminal_observation": {key: array[row] for key, array in final_numpy.items()},
-                          "TimeLimit.truncated": True}
+            infos[env] = {
+                "terminal_observation": {key: array[row] for key, array in final_numpy.items()},
+                "TimeLimit.truncated": True,
+            }
 
     def _write_observation(self) -> dict[str, np.ndarray]:
         """Fill the next host buffer (via the device staging buffer on GPU) and return numpy views of it."""
@@ -219,5 +235,7 @@ class BatchCryptoEnv(VecEnv):
 
     def _allocate(self, n_rows: int, device: torch.device, pin: bool = False) -> TensorDict:
         """Observation tensors for `n_rows` envs, one per key of the observation space."""
-        return {key: torch.empty((n_rows, *space.shape), dtype=torch.float32, device=device, pin_memory=pin)
-                for key, space in self.observation_space.spaces.items()}
+        return {
+            key: torch.empty((n_rows, *(space.shape or ())), dtype=torch.float32, device=device, pin_memory=pin)
+            for key, space in self._space.spaces.items()
+        }

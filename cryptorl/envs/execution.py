@@ -37,7 +37,7 @@ class Execution:
     epoch_bar: int = 0  # the span's row 0 counted from the epoch (MarketData.epoch_bar): bars are row indices
 
     @classmethod
-    def of(cls, config: EnvConfig, epoch_bar: int = 0) -> "Execution":
+    def of(cls, config: EnvConfig, epoch_bar: int = 0) -> Execution:
         return cls(config.no_trade_band, config.adjust_rate, config.decision_interval, epoch_bar)
 
     @property
@@ -64,5 +64,6 @@ class Execution:
     def position_numpy(self, action: np.ndarray, held: np.ndarray, bars: np.ndarray | None) -> np.ndarray:
         """`position` on float32 numpy arrays (n,), for the single env and the replay buffer."""
         bar_tensor = None if bars is None else torch.as_tensor(np.asarray(bars, dtype=np.int64))
-        return self.position(torch.as_tensor(np.asarray(action, np.float32)),
-                             torch.as_tensor(np.asarray(held, np.float32)), bar_tensor).numpy()
+        return self.position(
+            torch.as_tensor(np.asarray(action, np.float32)), torch.as_tensor(np.asarray(held, np.float32)), bar_tensor
+        ).numpy()

@@ -29,7 +29,14 @@ from cryptorl.errors import ConfigError, DataError
 MARKET = "market"  # (window, F) float32: the last `window` bars of features + HMM context
 POSITION = "position"  # (1,) float32 in [-1, 1]: the position held before this decision
 W_COST = "w_cost"  # (1,) float32: this episode's transaction-cost weight
+
 BAR_INDEX = "bar_index"  # (1,) float32: the decision bar t (exact below 2**24); only with include_bar_index
+
+
+def observes_market(space: gym.Space) -> bool:
+    """Whether a model's observation (a Dict space) holds the market window; False: it reads the frozen
+    encoder's cache by bar index."""
+    return isinstance(space, gym.spaces.Dict) and MARKET in space.spaces
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,45 +58,81 @@ class MarketData:
     def __post_init__(self) -> None:
         n_bars = self.source.shape[0]
         if not (self.window - 1 <= self.start and self.start + 2 <= self.stop <= n_bars):
-            raise DataError(f"market slice [{self.start}, {self.stop}) does not fit a span of {n_bars} bars: need "
-                            f"start >= {self.window - 1} (a full window), stop <= {n_bars} and stop - start >= 2")
+            raise DataError(
+                f"market slice [{self.start}, {self.stop}) does not fit a span of {n_bars} bars: need "
+                f"start >= {self.window - 1} (a full window), stop <= {n_bars} and stop - start >= 2"
+            )
         self._check_finite()
 
     @classmethod
-    def from_arrays(cls, market: np.ndarray, close: np.ndarray, start: int, stop: int,
-                    device: str | torch.device = "cpu", columns: tuple[str, ...] | None = None,
-                    row_labels: np.ndarray | None = None) -> "MarketData":
+    def from_arrays(
+        cls,
+        market: np.ndarray,
+        close: np.ndarray,
+        start: int,
+        stop: int,
+        device: str | torch.device = "cpu",
+        columns: tuple[str, ...] | None = None,
+        row_labels: np.ndarray | None = None,
+    ) -> MarketData:
         """From a (T, F) array of observation columns and the (T,) raw close prices (both copied)."""
         market, close = np.asarray(market, dtype=np.float32), np.asarray(close, dtype=np.float64)
         if market.ndim != 2 or close.shape != (market.shape[0],):
-            raise DataError(f"market data shapes {market.shape} and close {close.shape} disagree: "
-                            "pass market as (T, F) and close as (T,) over the same bars")
+            raise DataError(
+                f"market data shapes {market.shape} and close {close.shape} disagree: "
+                "pass market as (T, F) and close as (T,) over the same bars"
+            )
         with np.errstate(divide="ignore", invalid="ignore"):  # bad prices are reported by __post_init__
             log_returns = np.append(np.log(close[1:] / close[:-1]), 0.0)  # (T,)
-        return cls(source=torch.tensor(market, device=device),  # a copy: the caller's array may change later
-                   log_returns=torch.as_tensor(log_returns, device=device), start=start, stop=stop,
-                   columns=columns or tuple(f"column {i}" for i in range(market.shape[1])), row_labels=row_labels)
+        return cls(
+            source=torch.tensor(market, device=device),  # a copy: the caller's array may change later
+            log_returns=torch.as_tensor(log_returns, device=device),
+            start=start,
+            stop=stop,
+            columns=columns or tuple(f"column {i}" for i in range(market.shape[1])),
+            row_labels=row_labels,
+        )
 
     @classmethod
-    def from_frames(cls, features: pd.DataFrame, context: pd.DataFrame, close: pd.Series, start: int, stop: int,
-                    device: str | torch.device = "cpu") -> "MarketData":
+    def from_frames(
+        cls,
+        features: pd.DataFrame,
+        context: pd.DataFrame,
+        close: pd.Series,
+        start: int,
+        stop: int,
+        device: str | torch.device = "cpu",
+    ) -> MarketData:
         """From the split stage's scaled features (T, 50), the HMM context (T, 5) and close (T,), one index."""
         for name, other in (("context", context.index), ("close", close.index)):
             if not features.index.equals(other):
-                raise DataError(f"{name} and features have different bar indexes ({len(other)} vs "
-                                f"{len(features.index)} bars): build both from the same segment span")
+                raise DataError(
+                    f"{name} and features have different bar indexes ({len(other)} vs "
+                    f"{len(features.index)} bars): build both from the same segment span"
+                )
         market = np.concatenate([features.to_numpy(np.float64), context.to_numpy(np.float64)], axis=1)  # (T, F)
-        built = cls.from_arrays(market, close.to_numpy(np.float64), start, stop, device,
-                                columns=(*map(str, features.columns), *map(str, context.columns)),
-                                row_labels=features.index.to_numpy())
+        built = cls.from_arrays(
+            market,
+            close.to_numpy(np.float64),
+            start,
+            stop,
+            device,
+            columns=(*map(str, features.columns), *map(str, context.columns)),
+            row_labels=features.index.to_numpy(),
+        )
         step = _bar_step(features.index)
-        return built if step is None else dataclasses.replace(
-            built, epoch_bar=(features.index[0] - pd.Timestamp(0, tz=features.index.tz)) // step,
-            bars_per_year=bars_per_year(step))
+        return (
+            built
+            if step is None
+            else dataclasses.replace(
+                built,
+                epoch_bar=(features.index[0] - pd.Timestamp(0, tz=features.index.tz)) // step,
+                bars_per_year=bars_per_year(step),
+            )
+        )
 
     @classmethod
-    def random(cls, n_bars: int, n_features: int = 55, seed: int = 0,
-               device: str | torch.device = "cpu") -> "MarketData":
+    def random(cls, n_bars: int, n_features: int = 55, seed: int = 0, device: str | torch.device = "cpu") -> MarketData:
         """Synthetic data for tests and benchmarks: Gaussian columns, a 1 %-volatility random-walk close.
 
         The slice is the whole span past the first window.
@@ -110,11 +153,11 @@ class MarketData:
     def device(self) -> torch.device:
         return self.source.device
 
-    def with_slice(self, start: int, stop: int) -> "MarketData":
+    def with_slice(self, start: int, stop: int) -> MarketData:
         """The same span (tensors shared, not copied) with another slice, e.g. eval or test."""
         return dataclasses.replace(self, start=start, stop=stop)
 
-    def to(self, device: str | torch.device) -> "MarketData":
+    def to(self, device: str | torch.device) -> MarketData:
         return dataclasses.replace(self, source=self.source.to(device), log_returns=self.log_returns.to(device))
 
     def episode_layout(self, episode_length: int) -> tuple[int, int]:
@@ -125,8 +168,9 @@ class MarketData:
     def windows(self, bars: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The observation windows ending at `bars` (n,) long → (n, window, F), written into `out` if given."""
         # (T - window + 1, window, F) view: window i covers bars i..i+window-1 and is contiguous in memory.
-        strided = self.source.as_strided((self.n_bars - self.window + 1, self.window, self.n_features),
-                                         (self.n_features, self.n_features, 1))
+        strided = self.source.as_strided(
+            (self.n_bars - self.window + 1, self.window, self.n_features), (self.n_features, self.n_features, 1)
+        )
         first = bars.to(self.device) - (self.window - 1)
         if out is None:
             return torch.index_select(strided, 0, first)
@@ -139,10 +183,14 @@ class MarketData:
         bar's precomputed embedding up by `bar_index` instead.
         """
         if not (include_market or include_bar_index):
-            raise ConfigError("an observation needs the market window, the bar index or both: set "
-                              "include_market or include_bar_index")
-        spaces = {MARKET: gym.spaces.Box(-np.inf, np.inf, (self.window, self.n_features), np.float32)} \
-            if include_market else {}
+            raise ConfigError(
+                "an observation needs the market window, the bar index or both: set include_market or include_bar_index"
+            )
+        spaces: dict[str, gym.Space] = (
+            {MARKET: gym.spaces.Box(-np.inf, np.inf, (self.window, self.n_features), np.float32)}
+            if include_market
+            else {}
+        )
         spaces[POSITION] = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
         spaces[W_COST] = gym.spaces.Box(0.0, np.inf, (1,), np.float32)
         if include_bar_index:
@@ -152,16 +200,20 @@ class MarketData:
     def _check_finite(self) -> None:
         """NaN/inf in the used span would silently poison every gradient: refuse it, naming the first bad cell."""
         first_row = self.start - (self.window - 1)
-        bad = ~torch.isfinite(self.source[first_row: self.stop])  # (rows, F)
+        bad = ~torch.isfinite(self.source[first_row : self.stop])  # (rows, F)
         if bad.any():
             row, col = (int(i) for i in bad.nonzero()[0])
-            raise DataError(f"market data is not finite at {self._where(first_row + row)}, column "
-                            f"{self.columns[col]!r}: fill or drop those bars before the split, or move the slice")
-        bad_returns = ~torch.isfinite(self.log_returns[self.start: self.stop - 1])
+            raise DataError(
+                f"market data is not finite at {self._where(first_row + row)}, column "
+                f"{self.columns[col]!r}: fill or drop those bars before the split, or move the slice"
+            )
+        bad_returns = ~torch.isfinite(self.log_returns[self.start : self.stop - 1])
         if bad_returns.any():
             row = self.start + int(bad_returns.nonzero()[0, 0])
-            raise DataError(f"log-return at {self._where(row)} is not finite: column 'close' must be positive "
-                            f"and finite at that bar and the next one; fix the price data")
+            raise DataError(
+                f"log-return at {self._where(row)} is not finite: column 'close' must be positive "
+                f"and finite at that bar and the next one; fix the price data"
+            )
 
     def _where(self, row: int) -> str:
         return f"row {row}" if self.row_labels is None else f"row {row} ({self.row_labels[row]})"
@@ -182,8 +234,10 @@ def resolve_reward_scale(config: EnvConfig, train: MarketData) -> EnvConfig:
     """
     if config.reward_normalization == "none":
         return config
-    volatility = float(train.log_returns[train.start: train.stop - 1].std())
+    volatility = float(train.log_returns[train.start : train.stop - 1].std())
     if not volatility > 0:
-        raise DataError(f"the train slice's log-returns have std {volatility}: env.reward_normalization="
-                        f"'train_volatility' needs moving prices; use env.reward_normalization=none")
+        raise DataError(
+            f"the train slice's log-returns have std {volatility}: env.reward_normalization="
+            f"'train_volatility' needs moving prices; use env.reward_normalization=none"
+        )
     return dataclasses.replace(config, reward_scale=1.0 / volatility, reward_normalization="none")

@@ -15,7 +15,7 @@ import numpy as np
 
 from cryptorl.config import EnvConfig, check_w_cost_range
 from cryptorl.envs.execution import Execution
-from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, MarketData
+from cryptorl.envs.market import BAR_INDEX, MARKET, POSITION, W_COST, MarketData, observes_market
 from cryptorl.errors import ConfigError
 
 
@@ -27,10 +27,15 @@ class CryptoTradingEnv(gym.Env):
     backtests); otherwise both are drawn from the env's `np_random`.
     """
 
-    metadata = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012  (gymnasium's Env declares it an attribute)
 
-    def __init__(self, market: MarketData, config: EnvConfig = EnvConfig(), include_bar_index: bool = False,
-                 include_market: bool = True):
+    def __init__(
+        self,
+        market: MarketData,
+        config: EnvConfig = EnvConfig(),
+        include_bar_index: bool = False,
+        include_market: bool = True,
+    ):
         super().__init__()
         config.validate()
         self.config = config
@@ -58,16 +63,19 @@ class CryptoTradingEnv(gym.Env):
         options = options or {}
         self._bar = int(options.get("start", self.market.start + self.np_random.integers(self._n_starts)))
         if not self.market.start <= self._bar < self.market.start + self._n_starts:
-            raise ConfigError(f"reset start bar {self._bar} is outside [{self.market.start}, "
-                              f"{self.market.start + self._n_starts - 1}]: pick a start whose episode fits the slice")
+            raise ConfigError(
+                f"reset start bar {self._bar} is outside [{self.market.start}, "
+                f"{self.market.start + self._n_starts - 1}]: pick a start whose episode fits the slice"
+            )
         self._w_cost = np.float32(options.get("w_cost", self.np_random.uniform(self.w_cost_low, self.w_cost_high)))
         self._position = np.float32(0.0)
         self._steps_left = self._length
         return self._observation(), {}
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
-        new_position = self.execution.position_numpy(np.asarray(action, dtype=np.float32).reshape(-1)[:1],
-                                                     np.array([self._position]), np.array([self._bar]))[0]
+        new_position = self.execution.position_numpy(
+            np.asarray(action, dtype=np.float32).reshape(-1)[:1], np.array([self._position]), np.array([self._bar])
+        )[0]
         new64 = np.float64(new_position)
         pnl = new64 * self._log_returns[self._bar]
         cost = np.float64(self._w_cost) * self.config.fee * np.abs(new64 - np.float64(self._position))
@@ -80,11 +88,11 @@ class CryptoTradingEnv(gym.Env):
 
     def _observation(self) -> dict[str, np.ndarray]:
         obs = {
-            MARKET: self._source[self._bar - self.market.window + 1: self._bar + 1].copy(),  # (window, F)
+            MARKET: self._source[self._bar - self.market.window + 1 : self._bar + 1].copy(),  # (window, F)
             POSITION: np.array([self._position], dtype=np.float32),
             W_COST: np.array([self._w_cost], dtype=np.float32),
         }
-        if MARKET not in self.observation_space.spaces:
+        if not observes_market(self.observation_space):
             del obs[MARKET]
         if self.include_bar_index:
             obs[BAR_INDEX] = np.array([self._bar], dtype=np.float32)

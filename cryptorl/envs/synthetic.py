@@ -59,20 +59,29 @@ class PlantedSignalConfig:
     train_fraction: float = 0.6  # then eval and test share the rest equally
     seed: int = 0
 
-    def validate(self) -> "PlantedSignalConfig":
+    def validate(self) -> PlantedSignalConfig:
         if self.n_bars < 10 * OBSERVATION_WINDOW:
             raise ConfigError(f"synthetic n_bars={self.n_bars}: use at least {10 * OBSERVATION_WINDOW} bars")
         columns = (self.signal_column, self.fast_column, self.return_column)
         if not all(0 <= column < N_TECHNICAL for column in columns) or len(set(columns)) < 3:
-            raise ConfigError(f"synthetic signal_column={self.signal_column}, fast_column={self.fast_column}, "
-                              f"return_column={self.return_column}: use three different columns in 0..{N_TECHNICAL - 1}")
+            raise ConfigError(
+                f"synthetic signal_column={self.signal_column}, fast_column={self.fast_column}, "
+                f"return_column={self.return_column}: use three different columns in 0..{N_TECHNICAL - 1}"
+            )
         if not 0 <= self.ar_coefficient < 1:
-            raise ConfigError(f"synthetic ar_coefficient={self.ar_coefficient}: use a value in [0, 1) (a stationary "
-                              "AR(1))")
-        if self.mean_regime_bars < 1 or self.volatility <= 0 or self.signal_noise < 0 \
-                or not 0 < self.train_fraction < 1:
-            raise ConfigError("synthetic market: use mean_regime_bars >= 1, volatility > 0, signal_noise >= 0 and "
-                              "train_fraction in (0, 1)")
+            raise ConfigError(
+                f"synthetic ar_coefficient={self.ar_coefficient}: use a value in [0, 1) (a stationary AR(1))"
+            )
+        if (
+            self.mean_regime_bars < 1
+            or self.volatility <= 0
+            or self.signal_noise < 0
+            or not 0 < self.train_fraction < 1
+        ):
+            raise ConfigError(
+                "synthetic market: use mean_regime_bars >= 1, volatility > 0, signal_noise >= 0 and "
+                "train_fraction in (0, 1)"
+            )
         return self
 
 
@@ -92,7 +101,7 @@ class PlantedSignalMarket:
     def oracle_positions(self, name: str) -> np.ndarray:
         """(T_slice - 1,) the regime oracle's position at each decision bar of the slice: s_t."""
         start, stop = self.slices[name]
-        return self.regime[start: stop - 1]
+        return self.regime[start : stop - 1]
 
     def oracle_policy(self, fee: float) -> Policy:
         """The oracle: holds s_t on the regime market; trades the exact one-bar expectation past the fee (at the
@@ -123,16 +132,17 @@ def planted_signal_market(config: PlantedSignalConfig = PlantedSignalConfig()) -
     expected = config.ar_coefficient * last_return + config.volatility * drift  # (T,) E[r_{t+1} | F_t]
     close = 100.0 * np.exp(np.concatenate([[0.0], np.cumsum(log_returns)]))  # (T,)
     columns = tuple(f"noise_{i}" for i in range(N_TECHNICAL))
-    columns = (*columns[:config.signal_column], "signal", *columns[config.signal_column + 1:])
+    columns = (*columns[: config.signal_column], "signal", *columns[config.signal_column + 1 :])
     if config.fast_edge:
-        columns = (*columns[:config.fast_column], "fast_signal", *columns[config.fast_column + 1:])
+        columns = (*columns[: config.fast_column], "fast_signal", *columns[config.fast_column + 1 :])
     if config.ar_coefficient:
-        columns = (*columns[:config.return_column], "last_return", *columns[config.return_column + 1:])
+        columns = (*columns[: config.return_column], "last_return", *columns[config.return_column + 1 :])
     columns = (*columns, *(f"context_{i}" for i in range(N_CONTEXT)))
 
     slices = _slices(config.n_bars, config.train_fraction)
-    market = MarketData.from_arrays(np.concatenate([technical, context], axis=1), close, *slices["train"],
-                                    columns=columns)
+    market = MarketData.from_arrays(
+        np.concatenate([technical, context], axis=1), close, *slices["train"], columns=columns
+    )
     return PlantedSignalMarket(market, slices, regime.astype(np.float32), expected, config)
 
 
@@ -173,5 +183,4 @@ def _slices(n_bars: int, train_fraction: float) -> dict[str, tuple[int, int]]:
     train_stop = first + int(usable * train_fraction)
     eval_stop = train_stop + (n_bars - train_stop) // 2
     purge = OBSERVATION_WINDOW
-    return {"train": (first, train_stop), "eval": (train_stop + purge, eval_stop),
-            "test": (eval_stop + purge, n_bars)}
+    return {"train": (first, train_stop), "eval": (train_stop + purge, eval_stop), "test": (eval_stop + purge, n_bars)}

@@ -48,8 +48,9 @@ class Interval:
     high: float
 
 
-def resample_blocks(n_bars: int, n_resamples: int, mean_block: float,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def resample_blocks(
+    n_bars: int, n_resamples: int, mean_block: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Block starts and lengths of `n_resamples` stationary-bootstrap resamples of `n_bars` bars, each (B, M).
 
     The lengths of a row sum to exactly `n_bars`: geometric lengths are drawn until they cover the series, and
@@ -57,11 +58,13 @@ def resample_blocks(n_bars: int, n_resamples: int, mean_block: float,
     falls short with probability below 1e-12; rows that do are drawn again.
     """
     if n_bars < 2 or n_resamples < 1 or mean_block < 1:
-        raise ConfigError(f"stationary bootstrap of {n_bars} bars, {n_resamples} resamples, mean block "
-                          f"{mean_block}: need at least 2 bars, 1 resample and a mean block of at least 1 bar")
+        raise ConfigError(
+            f"stationary bootstrap of {n_bars} bars, {n_resamples} resamples, mean block "
+            f"{mean_block}: need at least 2 bars, 1 resample and a mean block of at least 1 bar"
+        )
     p = 1.0 / mean_block
     expected = n_bars * p
-    n_blocks = int(math.ceil(expected + 8.0 * math.sqrt(expected) + 8.0)) + 1  # mean + 8 sd of the block count
+    n_blocks = math.ceil(expected + 8.0 * math.sqrt(expected) + 8.0) + 1  # mean + 8 sd of the block count
     starts = rng.integers(0, n_bars, size=(n_resamples, n_blocks))  # (B, M)
     lengths = rng.geometric(p, size=(n_resamples, n_blocks))  # (B, M), each >= 1
     short = lengths.sum(axis=1) < n_bars
@@ -73,8 +76,13 @@ def resample_blocks(n_bars: int, n_resamples: int, mean_block: float,
     return starts, lengths
 
 
-def bootstrap_sharpe(series: np.ndarray, n_resamples: int = N_RESAMPLES, mean_block: float = MEAN_BLOCK_BARS,
-                     seed: int = 0, bars_per_year: float = 1.0) -> np.ndarray:
+def bootstrap_sharpe(
+    series: np.ndarray,
+    n_resamples: int = N_RESAMPLES,
+    mean_block: float = MEAN_BLOCK_BARS,
+    seed: int = 0,
+    bars_per_year: float = 1.0,
+) -> np.ndarray:
     """Sharpe ratios (B, K) of every series (K, T) over the same `n_resamples` stationary-bootstrap resamples.
 
     Sharpe = mean / std (ddof=1) × sqrt(bars_per_year), as cryptorl/audit/metrics.py; a resample with no
@@ -86,7 +94,7 @@ def bootstrap_sharpe(series: np.ndarray, n_resamples: int = N_RESAMPLES, mean_bl
     wrapped = np.concatenate([series, series], axis=1)  # (K, 2T): a block may run past the end and wrap
     zeros = np.zeros((n_series, 1))
     sums = np.concatenate([zeros, np.cumsum(wrapped, axis=1)], axis=1)  # (K, 2T + 1)
-    squares = np.concatenate([zeros, np.cumsum(wrapped ** 2, axis=1)], axis=1)  # (K, 2T + 1)
+    squares = np.concatenate([zeros, np.cumsum(wrapped**2, axis=1)], axis=1)  # (K, 2T + 1)
     sharpe = np.empty((n_resamples, n_series))
     for first in range(0, n_resamples, CHUNK_RESAMPLES):
         count = min(CHUNK_RESAMPLES, n_resamples - first)
@@ -94,10 +102,10 @@ def bootstrap_sharpe(series: np.ndarray, n_resamples: int = N_RESAMPLES, mean_bl
         total = (sums[:, starts + lengths] - sums[:, starts]).sum(axis=2)  # (K, b)
         total_squares = (squares[:, starts + lengths] - squares[:, starts]).sum(axis=2)  # (K, b)
         mean = total / n_bars
-        variance = np.maximum(total_squares - n_bars * mean ** 2, 0.0) / (n_bars - 1)
+        variance = np.maximum(total_squares - n_bars * mean**2, 0.0) / (n_bars - 1)
         std = np.sqrt(variance)
         ratio = np.divide(mean, std, out=np.zeros_like(mean), where=std > 1e-12 * (np.abs(mean) + 1e-300))
-        sharpe[first: first + count] = ratio.T * math.sqrt(bars_per_year)
+        sharpe[first : first + count] = ratio.T * math.sqrt(bars_per_year)
     return sharpe
 
 

@@ -39,17 +39,25 @@ class DeflatedSharpe:
 def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
     """SR0 = √V ((1 − γ) Φ⁻¹(1 − 1/N) + γ Φ⁻¹(1 − 1/(N e))); 0.0 for a single trial (nothing was selected)."""
     if n_trials < 1 or sharpe_variance < 0:
-        raise ConfigError(f"deflated Sharpe ratio with {n_trials} trials and Sharpe variance {sharpe_variance}: "
-                          "need at least 1 trial (the series itself) and a variance >= 0")
+        raise ConfigError(
+            f"deflated Sharpe ratio with {n_trials} trials and Sharpe variance {sharpe_variance}: "
+            "need at least 1 trial (the series itself) and a variance >= 0"
+        )
     if n_trials == 1:
         return 0.0
     quantile = NormalDist().inv_cdf
-    return math.sqrt(sharpe_variance) * ((1 - EULER_GAMMA) * quantile(1 - 1 / n_trials)
-                                         + EULER_GAMMA * quantile(1 - 1 / (n_trials * math.e)))
+    return math.sqrt(sharpe_variance) * (
+        (1 - EULER_GAMMA) * quantile(1 - 1 / n_trials) + EULER_GAMMA * quantile(1 - 1 / (n_trials * math.e))
+    )
 
 
 def deflated_sharpe_ratio(net: np.ndarray, n_trials: int, sharpe_variance: float) -> DeflatedSharpe:
     """PSR(SR0) of the per-bar net returns `net` (T,), SR0 from the trial count and the trials' Sharpe variance."""
     benchmark = expected_max_sharpe(n_trials, sharpe_variance)
-    return DeflatedSharpe(n_trials, sharpe_variance, benchmark, probabilistic_sharpe_ratio(net, benchmark),
-                          probabilistic_sharpe_ratio(net))
+    return DeflatedSharpe(
+        n_trials,
+        sharpe_variance,
+        benchmark,
+        probabilistic_sharpe_ratio(net, benchmark),
+        probabilistic_sharpe_ratio(net),
+    )

@@ -34,8 +34,10 @@ def audit_series(results: dict[str, BacktestResult], w_cost: float) -> pd.DataFr
     """The (T, 1 + 2P) series of `results` (all backtests of the same slice) at `w_cost`, on UTC timestamps."""
     first = next(iter(results.values()))
     if first.timestamps is None:
-        raise DataError("the audited market has no timestamps: build it with MarketData.from_frames "
-                        "from a frame with a UTC DatetimeIndex")
+        raise DataError(
+            "the audited market has no timestamps: build it with MarketData.from_frames "
+            "from a frame with a UTC DatetimeIndex"
+        )
     index = pd.DatetimeIndex(pd.to_datetime(first.timestamps, utc=True), name="timestamp")
     columns = {LOG_RETURN: first.log_returns.astype(np.float64)}
     for policy, result in results.items():
@@ -47,4 +49,4 @@ def audit_series(results: dict[str, BacktestResult], w_cost: float) -> pd.DataFr
 
 def policies_of(frame: pd.DataFrame) -> list[str]:
     """The policies a series holds positions of, in column order."""
-    return [column[len(POSITION):] for column in frame.columns if column.startswith(POSITION)]
+    return [column[len(POSITION) :] for column in frame.columns if column.startswith(POSITION)]

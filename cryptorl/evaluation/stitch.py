@@ -22,6 +22,7 @@ live account would, instead of each audit's entry from flat; within a segment th
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,13 +61,17 @@ class Junction:
     bars: int  # bars in the gap, or bars both slices hold (0 when contiguous)
 
     def describe(self) -> str:
-        span = f"segment {self.before} ends {self.before_last:%Y-%m-%d %H:%M}, segment {self.after} starts " \
-               f"{self.after_first:%Y-%m-%d %H:%M}"
+        span = (
+            f"segment {self.before} ends {self.before_last:%Y-%m-%d %H:%M}, segment {self.after} starts "
+            f"{self.after_first:%Y-%m-%d %H:%M}"
+        )
         if self.kind == GAP:
             return f"gap: {span}: {self.bars} bars in no test slice, not traded"
         if self.kind == OVERLAP:
-            return f"overlap: {span}: {self.bars} bars in both; segment {self.before}'s are dropped " \
-                   f"(segment {self.after}'s agent takes over at its test start)"
+            return (
+                f"overlap: {span}: {self.bars} bars in both; segment {self.before}'s are dropped "
+                f"(segment {self.after}'s agent takes over at its test start)"
+            )
         return f"contiguous: {span}"
 
 
@@ -107,16 +112,20 @@ def stitch(pieces: list[SegmentSeries], bar: pd.Timedelta) -> Stitched:
     """
     by_segment = _by_segment(pieces)
     seeds = sorted({piece.seed for piece in pieces})
-    excluded = {segment: sorted(set(seeds) - set(runs)) for segment, runs in by_segment.items()
-                if set(runs) != set(seeds)}
-    complete = sorted((runs for segment, runs in by_segment.items() if segment not in excluded),
-                      key=lambda runs: next(iter(runs.values())).test_first)
+    excluded = {
+        segment: sorted(set(seeds) - set(runs)) for segment, runs in by_segment.items() if set(runs) != set(seeds)
+    }
+    complete = sorted(
+        (runs for segment, runs in by_segment.items() if segment not in excluded),
+        key=lambda runs: next(iter(runs.values())).test_first,
+    )
     if not complete:
-        raise DataError("no segment has an audited series for every seed: nothing to stitch; "
-                        "rerun the segments whose runs failed")
-    junctions = [_junction(_first(a), _first(b), bar) for a, b in zip(complete, complete[1:])]
+        raise DataError(
+            "no segment has an audited series for every seed: nothing to stitch; rerun the segments whose runs failed"
+        )
+    junctions = [_junction(_first(a), _first(b), bar) for a, b in itertools.pairwise(complete)]
     takeovers = [_first(runs).test_first for runs in complete[1:]] + [None]
-    frames = [_segment_frame(runs, seeds, takeover) for runs, takeover in zip(complete, takeovers)]
+    frames = [_segment_frame(runs, seeds, takeover) for runs, takeover in zip(complete, takeovers, strict=True)]
     frame = pd.concat(frames)
     if len(seeds) > 1:
         frame[position_column(ENSEMBLE)] = ensemble_positions(frame[[position_column(seed_label(s)) for s in seeds]])
@@ -137,8 +146,9 @@ def _by_segment(pieces: list[SegmentSeries]) -> dict[int, dict[int, SegmentSerie
     grouped: dict[int, dict[int, SegmentSeries]] = {}
     for piece in pieces:
         if piece.seed in grouped.setdefault(piece.segment, {}):
-            raise DataError(f"segment {piece.segment} seed {piece.seed} is given twice: stitch one audit per "
-                            "segment and seed")
+            raise DataError(
+                f"segment {piece.segment} seed {piece.seed} is given twice: stitch one audit per segment and seed"
+            )
         grouped[piece.segment][piece.seed] = piece
     return grouped
 
@@ -158,12 +168,19 @@ def _segment_frame(runs: dict[int, SegmentSeries], seeds: list[int], takeover: p
     base = _first(runs)
     keep = base.frame.index < takeover if takeover is not None else np.ones(len(base.frame), dtype=bool)
     columns = {SEGMENT: base.segment, LOG_RETURN: base.frame[LOG_RETURN]}
-    columns.update({position_column(policy): base.frame[position_column(policy)]
-                    for policy in policies_of(base.frame) if policy != TRAINED})
+    columns.update(
+        {
+            position_column(policy): base.frame[position_column(policy)]
+            for policy in policies_of(base.frame)
+            if policy != TRAINED
+        }
+    )
     for seed in seeds:
         frame = runs[seed].frame
         if not frame.index.equals(base.frame.index):
-            raise DataError(f"segment {base.segment}: seed {seed}'s series covers other bars than seed {base.seed}'s; "
-                            "every seed of a segment must be audited on the same test slice")
+            raise DataError(
+                f"segment {base.segment}: seed {seed}'s series covers other bars than seed {base.seed}'s; "
+                "every seed of a segment must be audited on the same test slice"
+            )
         columns[position_column(seed_label(seed))] = frame[position_column(TRAINED)]
     return pd.DataFrame(columns, index=base.frame.index)[keep]

@@ -17,11 +17,17 @@ import numpy as np
 import pandas as pd
 
 from cryptorl.audit.metrics import compute_metrics, sharpe_ratio
-from cryptorl.data.timeframe import HOURS_PER_YEAR
 from cryptorl.audit.report import headline_rows
+from cryptorl.data.timeframe import HOURS_PER_YEAR
 from cryptorl.errors import DataError
-from cryptorl.evaluation.bootstrap import (CONFIDENCE, MEAN_BLOCK_BARS, N_RESAMPLES, Interval, bootstrap_sharpe,
-                                           percentile_interval)
+from cryptorl.evaluation.bootstrap import (
+    CONFIDENCE,
+    MEAN_BLOCK_BARS,
+    N_RESAMPLES,
+    Interval,
+    bootstrap_sharpe,
+    percentile_interval,
+)
 from cryptorl.evaluation.deflated import DeflatedSharpe, deflated_sharpe_ratio
 from cryptorl.evaluation.stitch import ENSEMBLE, SEGMENT, TRAINED, Junction, SegmentSeries, Stitched, stitch
 from cryptorl.evaluation.trials import Trial, load_trials, trial_statistics
@@ -90,33 +96,61 @@ class WFOSummary:
 
 def sharpe_by_policy(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Test Sharpe per policy at the audit's headline w_cost (the real fee)."""
-    return {str(row["policy"]): float(row["sharpe"]) for row in (headline_rows(rows) if rows else [])
-            if isinstance(row.get("sharpe"), (int, float))}
+    return {
+        str(row["policy"]): float(row["sharpe"])
+        for row in (headline_rows(rows) if rows else [])
+        if isinstance(row.get("sharpe"), (int, float))
+    }
 
 
 def run_rows(segment: int, state: str, run_url: str | None, reports: list[Report]) -> list[RunRow]:
     """One row per seed's audit of a segment run (one `n/a` row when the run has none)."""
     if not reports:
         return [RunRow(segment, state, run_url)]
-    return [RunRow(segment, state, run_url, report.get("seed"), str(report.get("verdict", NOT_AVAILABLE)), uri,
-                   sharpe_by_policy(report.get("metrics", []))) for report, uri in reports]
+    return [
+        RunRow(
+            segment,
+            state,
+            run_url,
+            report.get("seed"),
+            str(report.get("verdict", NOT_AVAILABLE)),
+            uri,
+            sharpe_by_policy(report.get("metrics", [])),
+        )
+        for report, uri in reports
+    ]
 
 
-def summarize_walk_forward(runs: list[RunRow], reports: list[Report], profile: str, bar: str,
-                           n_resamples: int = N_RESAMPLES, mean_block: float = MEAN_BLOCK_BARS,
-                           bootstrap_seed: int = 0) -> tuple[WFOSummary, Stitched | None]:
+def summarize_walk_forward(
+    runs: list[RunRow],
+    reports: list[Report],
+    profile: str,
+    bar: str,
+    n_resamples: int = N_RESAMPLES,
+    mean_block: float = MEAN_BLOCK_BARS,
+    bootstrap_seed: int = 0,
+) -> tuple[WFOSummary, Stitched | None]:
     """The summary of a walk-forward's audits; the stitched series comes back too (to store and plot)."""
     notes: list[str] = []
     pieces = _series_pieces(reports, notes)
     fee = _common_fee([report for report, _ in reports])
     per_year = _common_bars_per_year([report for report, _ in reports])
-    bootstrap = {"n_resamples": n_resamples, "mean_block_bars": mean_block, "seed": bootstrap_seed,
-                 "confidence": CONFIDENCE}
+    bootstrap = {
+        "n_resamples": n_resamples,
+        "mean_block_bars": mean_block,
+        "seed": bootstrap_seed,
+        "confidence": CONFIDENCE,
+    }
     stitched = stitch(pieces, pd.Timedelta(bar)) if pieces else None
     if stitched is None:
         notes.append("no stitched series: no audit report has a series (rerun the segments)")
-    evaluated = None if stitched is None else _evaluate(stitched, fee, per_year, _trials_of(reports, notes), reports,
-                                                       n_resamples, mean_block, bootstrap_seed)
+    evaluated = (
+        None
+        if stitched is None
+        else _evaluate(
+            stitched, fee, per_year, _trials_of(reports, notes), reports, n_resamples, mean_block, bootstrap_seed
+        )
+    )
     summary = WFOSummary(profile, fee, per_year, bootstrap, runs, seed_spread(runs, evaluated), evaluated, notes)
     return summary, stitched
 
@@ -134,8 +168,12 @@ def seed_spread(runs: list[RunRow], stitched: StitchedSummary | None) -> list[di
 
 
 def _spread(label: str, values: list[float]) -> dict[str, Any]:
-    return {"label": label, "seeds": len(values), "mean": statistics.fmean(values) if values else None,
-            "std": statistics.stdev(values) if len(values) > 1 else None}
+    return {
+        "label": label,
+        "seeds": len(values),
+        "mean": statistics.fmean(values) if values else None,
+        "std": statistics.stdev(values) if len(values) > 1 else None,
+    }
 
 
 def _series_pieces(reports: list[Report], notes: list[str]) -> list[SegmentSeries]:
@@ -143,21 +181,32 @@ def _series_pieces(reports: list[Report], notes: list[str]) -> list[SegmentSerie
     pieces = []
     for report, uri in reports:
         if "series" not in report:
-            notes.append(f"segment {report.get('segment')} seed {report.get('seed')}: {uri} has no series "
-                         "(written before series existed): rerun it")
+            notes.append(
+                f"segment {report.get('segment')} seed {report.get('seed')}: {uri} has no series "
+                "(written before series existed): rerun it"
+            )
             continue
         frame = pd.read_parquet(io.BytesIO(read_url(report["series"])))
         test = report["test_slice"]
-        pieces.append(SegmentSeries(int(report["segment"]), int(report["seed"]), frame,
-                                    pd.Timestamp(test["first"]), pd.Timestamp(test["last"])))
+        pieces.append(
+            SegmentSeries(
+                int(report["segment"]),
+                int(report["seed"]),
+                frame,
+                pd.Timestamp(test["first"]),
+                pd.Timestamp(test["last"]),
+            )
+        )
     return pieces
 
 
 def _common_fee(reports: list[dict[str, Any]]) -> float | None:
     fees = sorted({float(report["fee"]) for report in reports if "fee" in report})
     if len(fees) > 1:
-        raise DataError(f"the audits used different fees {fees}: a walk-forward is summarized at one fee; "
-                        "rerun the segments with one env.fee")
+        raise DataError(
+            f"the audits used different fees {fees}: a walk-forward is summarized at one fee; "
+            "rerun the segments with one env.fee"
+        )
     return fees[0] if fees else None
 
 
@@ -165,8 +214,9 @@ def _common_bars_per_year(reports: list[dict[str, Any]]) -> float:
     """The audits' annualisation (hourly for reports written before timeframes existed)."""
     values = sorted({float(report.get("bars_per_year", HOURS_PER_YEAR)) for report in reports})
     if len(values) > 1:
-        raise DataError(f"the audits ran on different timeframes ({values} bars a year): summarize one timeframe "
-                        "at a time")
+        raise DataError(
+            f"the audits ran on different timeframes ({values} bars a year): summarize one timeframe at a time"
+        )
     return values[0] if values else HOURS_PER_YEAR
 
 
@@ -179,8 +229,16 @@ def _trials_of(reports: list[Report], notes: list[str]) -> list[Trial]:
     return load_trials(ArtifactStore(located[0].rsplit("/", 1)[0]))
 
 
-def _evaluate(stitched: Stitched, fee: float | None, per_year: float, trials: list[Trial], reports: list[Report],
-              n_resamples: int, mean_block: float, bootstrap_seed: int) -> StitchedSummary:
+def _evaluate(
+    stitched: Stitched,
+    fee: float | None,
+    per_year: float,
+    trials: list[Trial],
+    reports: list[Report],
+    n_resamples: int,
+    mean_block: float,
+    bootstrap_seed: int,
+) -> StitchedSummary:
     """Every stitched policy's metrics, bootstrap intervals (paired with buy & hold) and segment wins."""
     if fee is None:
         raise DataError("the audit reports carry no fee: rerun the segments (report.json schema with `fee`)")
@@ -193,19 +251,51 @@ def _evaluate(stitched: Stitched, fee: float | None, per_year: float, trials: li
     rows = []
     for k, label in enumerate(labels):
         metrics = compute_metrics(stitched.positions(label), log_returns, fee, per_year)
-        versus = None if benchmark in (None, k) else percentile_interval(
-            metrics.sharpe - sharpe_ratio(nets[benchmark], per_year), boot[:, k] - boot[:, benchmark])
-        wins = 0 if benchmark is None else sum(
-            sharpe_ratio(nets[k][segments == s]) > sharpe_ratio(nets[benchmark][segments == s])
-            for s in stitched.segments)
+        versus = (
+            None
+            if benchmark in (None, k)
+            else percentile_interval(
+                metrics.sharpe - sharpe_ratio(nets[benchmark], per_year), boot[:, k] - boot[:, benchmark]
+            )
+        )
+        wins = (
+            0
+            if benchmark is None
+            else sum(
+                sharpe_ratio(nets[k][segments == s]) > sharpe_ratio(nets[benchmark][segments == s])
+                for s in stitched.segments
+            )
+        )
         deflated = deflated_sharpe_ratio(nets[k], n_trials, variance) if _is_trained(label) and n_trials else None
-        rows.append(PolicyRow(label, percentile_interval(metrics.sharpe, boot[:, k]), versus, metrics.sortino,
-                              metrics.max_drawdown, metrics.turnover, metrics.psr, wins, len(stitched.segments),
-                              deflated))
+        rows.append(
+            PolicyRow(
+                label,
+                percentile_interval(metrics.sharpe, boot[:, k]),
+                versus,
+                metrics.sortino,
+                metrics.max_drawdown,
+                metrics.turnover,
+                metrics.psr,
+                wins,
+                len(stitched.segments),
+                deflated,
+            )
+        )
     index = stitched.frame.index
     dataset = next((report["data"]["dataset"] for report, _ in reports if "dataset" in report.get("data", {})), None)
-    return StitchedSummary(stitched.segments, stitched.seeds, len(index), index[0].isoformat(), index[-1].isoformat(),
-                           stitched.junctions, stitched.excluded, rows, n_trials, variance, dataset)
+    return StitchedSummary(
+        stitched.segments,
+        stitched.seeds,
+        len(index),
+        index[0].isoformat(),
+        index[-1].isoformat(),
+        stitched.junctions,
+        stitched.excluded,
+        rows,
+        n_trials,
+        variance,
+        dataset,
+    )
 
 
 def ordered_labels(labels: list[str]) -> list[str]:

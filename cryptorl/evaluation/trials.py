@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -55,25 +55,33 @@ class Moments:
     m4: float
 
     @classmethod
-    def of(cls, values: np.ndarray) -> "Moments":
+    def of(cls, values: np.ndarray) -> Moments:
         values = np.asarray(values, dtype=np.float64)
         mean = float(np.mean(values)) if len(values) else 0.0
         centred = values - mean
-        return cls(len(values), mean, *(float(np.sum(centred ** k)) for k in (2, 3, 4)))
+        return cls(len(values), mean, *(float(np.sum(centred**k)) for k in (2, 3, 4)))
 
-    def merge(self, other: "Moments") -> "Moments":
+    def merge(self, other: Moments) -> Moments:
         """The moments of both series concatenated (exact pairwise update, Pébay 2008 eqs. 2.1-2.3)."""
         n_a, n_b = self.n, other.n
         n = n_a + n_b
         if n_a == 0 or n_b == 0:
             return other if n_a == 0 else self
         delta = other.mean - self.mean
-        m2 = self.m2 + other.m2 + delta ** 2 * n_a * n_b / n
-        m3 = (self.m3 + other.m3 + delta ** 3 * n_a * n_b * (n_a - n_b) / n ** 2
-              + 3 * delta * (n_a * other.m2 - n_b * self.m2) / n)
-        m4 = (self.m4 + other.m4 + delta ** 4 * n_a * n_b * (n_a ** 2 - n_a * n_b + n_b ** 2) / n ** 3
-              + 6 * delta ** 2 * (n_a ** 2 * other.m2 + n_b ** 2 * self.m2) / n ** 2
-              + 4 * delta * (n_a * other.m3 - n_b * self.m3) / n)
+        m2 = self.m2 + other.m2 + delta**2 * n_a * n_b / n
+        m3 = (
+            self.m3
+            + other.m3
+            + delta**3 * n_a * n_b * (n_a - n_b) / n**2
+            + 3 * delta * (n_a * other.m2 - n_b * self.m2) / n
+        )
+        m4 = (
+            self.m4
+            + other.m4
+            + delta**4 * n_a * n_b * (n_a**2 - n_a * n_b + n_b**2) / n**3
+            + 6 * delta**2 * (n_a**2 * other.m2 + n_b**2 * self.m2) / n**2
+            + 4 * delta * (n_a * other.m3 - n_b * self.m3) / n
+        )
         return Moments(n, self.mean + delta * n_b / n, m2, m3, m4)
 
     @property
@@ -83,12 +91,12 @@ class Moments:
 
     @property
     def skew(self) -> float:
-        return math.sqrt(self.n) * self.m3 / self.m2 ** 1.5 if self.m2 > 0 else 0.0
+        return math.sqrt(self.n) * self.m3 / self.m2**1.5 if self.m2 > 0 else 0.0
 
     @property
     def kurtosis(self) -> float:
         """Non-excess kurtosis (3 for a normal series)."""
-        return self.n * self.m4 / self.m2 ** 2 if self.m2 > 0 else 0.0
+        return self.n * self.m4 / self.m2**2 if self.m2 > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -112,15 +120,39 @@ class Trial:
     recorded_at: str  # UTC, ISO 8601
 
     @classmethod
-    def of(cls, key: str, provenance: Provenance, seed: int, segment: int, net: np.ndarray, w_cost: float,
-           fee: float, bars_per_year: float, report: str) -> "Trial":
+    def of(
+        cls,
+        key: str,
+        provenance: Provenance,
+        seed: int,
+        segment: int,
+        net: np.ndarray,
+        w_cost: float,
+        fee: float,
+        bars_per_year: float,
+        report: str,
+    ) -> Trial:
         moments = Moments.of(net)
-        return cls(key, provenance.dataset, provenance.data.uri, provenance.data.sha256, provenance.configuration,
-                   provenance.profile, seed, segment, w_cost, fee, moments, moments.sharpe, bars_per_year, report,
-                   datetime.now(timezone.utc).isoformat())
+        return cls(
+            key,
+            provenance.dataset,
+            provenance.data.uri,
+            provenance.data.sha256,
+            provenance.configuration,
+            provenance.profile,
+            seed,
+            segment,
+            w_cost,
+            fee,
+            moments,
+            moments.sharpe,
+            bars_per_year,
+            report,
+            datetime.now(UTC).isoformat(),
+        )
 
     @classmethod
-    def from_json(cls, value: dict[str, Any]) -> "Trial":
+    def from_json(cls, value: dict[str, Any]) -> Trial:
         return cls(**{**value, "moments": Moments(**value["moments"])})
 
     @property

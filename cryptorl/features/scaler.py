@@ -41,8 +41,12 @@ class RobustScaler:
         iqr = q75 - q25
         std = np.nanstd(values, axis=0)
         scale = np.where(iqr > 0, iqr, np.where(std > 0, std, 1.0))
-        return cls(columns=tuple(str(name) for name in train.columns), median=tuple(median.tolist()),
-                   scale=tuple(scale.tolist()), clip=float(clip))
+        return cls(
+            columns=tuple(str(name) for name in train.columns),
+            median=tuple(median.tolist()),
+            scale=tuple(scale.tolist()),
+            clip=float(clip),
+        )
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Scale the scaler's columns of `frame` row by row (output: those columns, same index, float64)."""
@@ -55,8 +59,12 @@ class RobustScaler:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe parameters (plain lists and floats); `from_dict` rebuilds an identical scaler."""
-        return {"columns": list(self.columns), "median": list(self.median), "scale": list(self.scale),
-                "clip": self.clip}
+        return {
+            "columns": list(self.columns),
+            "median": list(self.median),
+            "scale": list(self.scale),
+            "clip": self.clip,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RobustScaler:
@@ -66,10 +74,15 @@ class RobustScaler:
             raise CheckpointError(f"scaler parameters lack key(s) {missing}: save them with RobustScaler.to_dict()")
         lengths = {key: len(data[key]) for key in ("columns", "median", "scale")}
         if len(set(lengths.values())) != 1:
-            raise CheckpointError(f"scaler parameters have mismatched lengths {lengths}: save them with "
-                                  "RobustScaler.to_dict()")
-        return cls(columns=tuple(map(str, data["columns"])), median=tuple(map(float, data["median"])),
-                   scale=tuple(map(float, data["scale"])), clip=float(data["clip"]))
+            raise CheckpointError(
+                f"scaler parameters have mismatched lengths {lengths}: save them with RobustScaler.to_dict()"
+            )
+        return cls(
+            columns=tuple(map(str, data["columns"])),
+            median=tuple(map(float, data["median"])),
+            scale=tuple(map(float, data["scale"])),
+            clip=float(data["clip"]),
+        )
 
     def fingerprint(self) -> str:
         """sha256 of the parameters: equal fingerprints mean identical scaling, to the bit."""
@@ -89,6 +102,7 @@ def _finite_matrix(train: pd.DataFrame) -> np.ndarray:
             row = train.index[np.isinf(column).argmax()]
             raise DataError(f"train column {name!r} is infinite at {row}: fix the feature that produces it")
         if np.isnan(column).all():
-            raise DataError(f"train column {name!r} is all NaN on {len(train)} rows: fit on rows after the "
-                            "feature warm-up")
+            raise DataError(
+                f"train column {name!r} is all NaN on {len(train)} rows: fit on rows after the feature warm-up"
+            )
     return values

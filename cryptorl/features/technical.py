@@ -110,15 +110,18 @@ def _validate(ohlcv: pd.DataFrame) -> None:
     if missing:
         raise DataError(f"OHLCV frame lacks column(s) {missing}: pass a frame with columns {list(OHLCV_COLUMNS)}")
     if not isinstance(ohlcv.index, pd.DatetimeIndex):
-        raise DataError(f"OHLCV frame is indexed by {type(ohlcv.index).__name__}: index it by a UTC DatetimeIndex "
-                        "(e.g. frame.set_index('timestamp'))")
+        raise DataError(
+            f"OHLCV frame is indexed by {type(ohlcv.index).__name__}: index it by a UTC DatetimeIndex "
+            "(e.g. frame.set_index('timestamp'))"
+        )
     for name in OHLCV_COLUMNS:
         # Negated comparisons so NaN counts as bad too; logs need prices > 0 and log1p needs volume >= 0.
         bad = ~(ohlcv[name] >= 0) if name == "volume" else ~(ohlcv[name] > 0)
         if bad.any():
             kind = "negative or NaN volume" if name == "volume" else "non-positive or NaN price"
-            raise DataError(f"OHLCV column {name!r} has a {kind} at {bad.idxmax()}: "
-                            "fix or drop that bar before computing features")
+            raise DataError(
+                f"OHLCV column {name!r} has a {kind} at {bad.idxmax()}: fix or drop that bar before computing features"
+            )
 
 
 def _safe_div(num: pd.Series, den: pd.Series, fallback: float) -> pd.Series:

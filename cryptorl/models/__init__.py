@@ -4,8 +4,13 @@ from cryptorl.models.checkpoint import MAECheckpoint, ModelDimensionsValidator, 
 from cryptorl.models.foundation import CryptoMAE, MAEConfig
 from cryptorl.models.layers import FiLMLayer
 from cryptorl.models.pretrain import PretrainResult, pretrain_mae
-from cryptorl.models.rl_adapter import (HEADS, EncoderCache, FoundationFeatureExtractor, attach_encoder_cache,
-                                        build_encoder_cache)
+from cryptorl.models.rl_adapter import (
+    HEADS,
+    EncoderCache,
+    FoundationFeatureExtractor,
+    attach_encoder_cache,
+    build_encoder_cache,
+)
 
 __all__ = [
     "HEADS",

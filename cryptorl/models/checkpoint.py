@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from cryptorl.errors import ArtifactNotFoundError, CheckpointError, ConfigError, ModelDimensionsError
-from cryptorl.storage import read_url, write_url
 from cryptorl.models.foundation import DIMENSION_FIELDS, CryptoMAE, MAEConfig
+from cryptorl.storage import read_url, write_url
 
 FORMAT = "cryptorl-mae"
 VERSION = 1
@@ -44,12 +44,15 @@ class ModelDimensionsValidator:
             return
         found_text = ", ".join(f"{key}={getattr(found, key)} (expected {getattr(self.expected, key)})" for key in wrong)
         overrides = " ".join(f"mae.{key}={getattr(found, key)}" for key in wrong)
-        raise ModelDimensionsError(f"checkpoint {source} has {found_text}: {_FIX} to retrain at the expected size, "
-                                   f"or set {overrides} to use this checkpoint")
+        raise ModelDimensionsError(
+            f"checkpoint {source} has {found_text}: {_FIX} to retrain at the expected size, "
+            f"or set {overrides} to use this checkpoint"
+        )
 
 
-def save_mae(model: CryptoMAE, path_or_url: str, *, columns: list[str] | None = None,
-             scaler_fingerprint: str | None = None) -> str:
+def save_mae(
+    model: CryptoMAE, path_or_url: str, *, columns: list[str] | None = None, scaler_fingerprint: str | None = None
+) -> str:
     """Write `model` and its metadata to `path_or_url` atomically; returns `path_or_url`."""
     payload = {
         "format": FORMAT,
@@ -81,8 +84,9 @@ def load_mae_checkpoint(path_or_url: str, expected: MAEConfig | None = None) -> 
     try:
         model.load_state_dict(payload["state_dict"])
     except (KeyError, RuntimeError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {path_or_url} has weights that do not fit its config "
-                              f"({_one_line(exc)}): {_FIX}") from None
+        raise CheckpointError(
+            f"checkpoint {path_or_url} has weights that do not fit its config ({_one_line(exc)}): {_FIX}"
+        ) from None
     return MAECheckpoint(model.eval(), config, payload.get("columns"), payload.get("scaler_fingerprint"))
 
 
@@ -94,15 +98,19 @@ def _read_payload(url: str) -> dict:
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises RuntimeError, EOFError, UnpicklingError... on bad bytes
-        raise CheckpointError(f"checkpoint {url} is corrupt or truncated ({type(exc).__name__}): delete it and "
-                              f"{_FIX}") from None
+        raise CheckpointError(
+            f"checkpoint {url} is corrupt or truncated ({type(exc).__name__}): delete it and {_FIX}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"{url} is not a CryptoMAE checkpoint (format {found!r}, expected {FORMAT!r}): "
-                              f"point to a file written by save_mae")
+        raise CheckpointError(
+            f"{url} is not a CryptoMAE checkpoint (format {found!r}, expected {FORMAT!r}): "
+            f"point to a file written by save_mae"
+        )
     if payload.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint {url} has format version {payload.get('version')!r}, this code reads "
-                              f"version {VERSION}: {_FIX}")
+        raise CheckpointError(
+            f"checkpoint {url} has format version {payload.get('version')!r}, this code reads version {VERSION}: {_FIX}"
+        )
     return payload
 
 

@@ -46,8 +46,10 @@ class CryptoMAE(nn.Module):
     def _embed(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         c = self.config
         if x.ndim != 3 or tuple(x.shape[1:]) != (c.window, c.input_dim):
-            raise DataError(f"CryptoMAE input has shape {tuple(x.shape)}, expected (B, {c.window}, {c.input_dim}): "
-                            f"pass windows of the {c.input_dim} technical features only (no HMM columns)")
+            raise DataError(
+                f"CryptoMAE input has shape {tuple(x.shape)}, expected (B, {c.window}, {c.input_dim}): "
+                f"pass windows of the {c.input_dim} technical features only (no HMM columns)"
+            )
         h = self.input_proj(x)  # (B, W, d)
         if mask is not None:
             h = torch.where(mask.unsqueeze(-1), self.mask_token, h)
@@ -91,8 +93,10 @@ class SelfAttention(nn.Module):
         batch, window, d = x.shape
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, W, 3d)
         # Unbinding dim 2 (not a leading one) makes backward stack the three grads straight into (B, W, 3d).
-        q, k, v = (part.transpose(1, 2) for part in  # each (B, H, W, hd)
-                   qkv.view(batch, window, 3, self.n_heads, d // self.n_heads).unbind(2))
+        q, k, v = (
+            part.transpose(1, 2)
+            for part in qkv.view(batch, window, 3, self.n_heads, d // self.n_heads).unbind(2)  # each (B, H, W, hd)
+        )
         attended = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return self.out_proj(attended.transpose(1, 2).reshape(batch, window, d))  # (B, W, d)
 
@@ -154,8 +158,9 @@ def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return per_bar[mask].mean()
 
 
-def random_bar_mask(batch: int, config: MAEConfig, *, generator: torch.Generator | None = None,
-                    device: torch.device | str = "cpu") -> torch.Tensor:
+def random_bar_mask(
+    batch: int, config: MAEConfig, *, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """(batch, window) bool mask with exactly `config.n_masked` True bars per row, chosen uniformly."""
     noise = torch.rand(batch, config.window, generator=generator)  # CPU so a seeded generator works anywhere
     masked = noise.argsort(dim=1)[:, : config.n_masked]  # the bars of lowest noise: a uniform random subset

@@ -35,8 +35,14 @@ class FiLMLayer(nn.Module):
         return features * gamma + beta
 
 
-class FlattenSummary(nn.Module):
-    """The seed's summary: every embedding of every bar, (B, W, d) -> (B, W·d)."""
+class Summary(nn.Module):
+    """A summary of the FiLM-modulated window, (B, W, d) -> (B, out_dim)."""
+
+    out_dim: int
+
+
+class FlattenSummary(Summary):
+    """The original system's summary (head `flatten`): every embedding of every bar, (B, W, d) -> (B, W·d)."""
 
     def __init__(self, window: int, d_model: int) -> None:
         super().__init__()
@@ -46,7 +52,7 @@ class FlattenSummary(nn.Module):
         return h.flatten(start_dim=1)
 
 
-class MeanPoolSummary(nn.Module):
+class MeanPoolSummary(Summary):
     """Average over time, (B, W, d) -> (B, d): the leanest summary; order-blind by design."""
 
     def __init__(self, window: int, d_model: int) -> None:
@@ -57,7 +63,7 @@ class MeanPoolSummary(nn.Module):
         return h.mean(dim=1)
 
 
-class AttentionPoolSummary(nn.Module):
+class AttentionPoolSummary(Summary):
     """Learned queries attend over the W bars, then a linear bottleneck: (B, W, d) -> (B, bottleneck).
 
     Each query scores every bar directly (softmax over time of query · (embedding + position)) and
@@ -65,7 +71,7 @@ class AttentionPoolSummary(nn.Module):
     with one head per query, W_k folds into the learned query and W_v into the bottleneck projection,
     so they add cost per bar (this head runs on all 64 bars of every sample) and no expressiveness.
 
-    With the seed's flatten, position and w_cost are 2 of 16,386 inputs to the projection and start
+    With the original system's flatten, position and w_cost are 2 of 16,386 inputs to the projection and start
     with a negligible share of it; behind a 64-wide bottleneck they are 2 of 66, so the policy can
     actually condition on its own position (one suspect of the constant-position collapse).
     """

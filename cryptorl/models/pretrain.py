@@ -15,8 +15,14 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from cryptorl.errors import DataError
-from cryptorl.models.foundation import (CryptoMAE, MAEConfig, gather_windows, masked_mse, random_bar_mask,
-                                        valid_window_ends)
+from cryptorl.models.foundation import (
+    CryptoMAE,
+    MAEConfig,
+    gather_windows,
+    masked_mse,
+    random_bar_mask,
+    valid_window_ends,
+)
 from cryptorl.seeding import seed_everything
 
 
@@ -35,9 +41,16 @@ class PretrainResult:
     seconds: float
 
 
-def pretrain_mae(train: np.ndarray, eval: np.ndarray, config: MAEConfig, *, seed: int,
-                 tensorboard_dir: str | None = None, progress: bool = True,
-                 device: str | torch.device = "cpu") -> PretrainResult:
+def pretrain_mae(
+    train: np.ndarray,
+    eval: np.ndarray,
+    config: MAEConfig,
+    *,
+    seed: int,
+    tensorboard_dir: str | None = None,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+) -> PretrainResult:
     """Train a CryptoMAE on windows of `train` (T, F); early-stop on `eval` (T', F).
 
     Every fully valid `config.window`-bar window of each slice is a sample (rows with NaN are never
@@ -48,18 +61,19 @@ def pretrain_mae(train: np.ndarray, eval: np.ndarray, config: MAEConfig, *, seed
     seed_everything(seed)
     device = torch.device(device)
     train_series, train_ends = window_source(train, config, "pretrain_mae train slice", device)
-    eval_windows = gather_windows(*window_source(eval, config, "pretrain_mae eval slice", device),
-                                  config.window)  # (N, W, F)
+    eval_windows = gather_windows(
+        *window_source(eval, config, "pretrain_mae eval slice", device), config.window
+    )  # (N, W, F)
     # One seeded mask for every evaluation, so eval losses are comparable from epoch to epoch.
-    eval_mask = random_bar_mask(len(eval_windows), config, generator=torch.Generator().manual_seed(seed),
-                                device=device)
+    eval_mask = random_bar_mask(len(eval_windows), config, generator=torch.Generator().manual_seed(seed), device=device)
     baseline = naive_baseline_loss(eval_windows, eval_mask)
 
     model = CryptoMAE(config).to(device)
     optimizer = make_optimizer(model, config)
     writer = SummaryWriter(tensorboard_dir) if tensorboard_dir else None
     history: list[dict[str, float]] = []
-    best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
+    best_loss, best_epoch, stale = math.inf, 0, 0
+    best_state: dict[str, torch.Tensor] = {key: value.detach().clone() for key, value in model.state_dict().items()}
     epochs = tqdm(range(1, config.max_epochs + 1), desc="pretrain_mae", unit="epoch", disable=not progress)
     for epoch in epochs:
         train_loss = _train_epoch(model, optimizer, train_series, train_ends, config)
@@ -79,23 +93,29 @@ def pretrain_mae(train: np.ndarray, eval: np.ndarray, config: MAEConfig, *, seed
     if writer is not None:
         writer.close()
     model.load_state_dict(best_state)
-    return PretrainResult(model.eval(), history, best_loss, best_epoch, baseline, len(history),
-                          time.perf_counter() - started)
+    return PretrainResult(
+        model.eval(), history, best_loss, best_epoch, baseline, len(history), time.perf_counter() - started
+    )
 
 
-def window_source(values: np.ndarray, config: MAEConfig, where: str,
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def window_source(
+    values: np.ndarray, config: MAEConfig, where: str, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The slice as a (T, F) tensor and the end index (N,) of each fully valid window.
 
     `where` names the slice in errors, e.g. "pretrain_mae eval slice".
     """
     if values.ndim != 2 or values.shape[1] != config.input_dim:
-        raise DataError(f"{where} has shape {values.shape}, expected (T, {config.input_dim}): "
-                        f"pass the {config.input_dim} scaled technical feature columns only")
+        raise DataError(
+            f"{where} has shape {values.shape}, expected (T, {config.input_dim}): "
+            f"pass the {config.input_dim} scaled technical feature columns only"
+        )
     ends = valid_window_ends(values, config.window)
     if len(ends) == 0:
-        raise DataError(f"{where} ({len(values)} rows) has no {config.window} consecutive rows "
-                        "without NaN: lengthen the slice or fix its NaN rows")
+        raise DataError(
+            f"{where} ({len(values)} rows) has no {config.window} consecutive rows "
+            "without NaN: lengthen the slice or fix its NaN rows"
+        )
     series = torch.as_tensor(np.nan_to_num(values), dtype=torch.float32, device=device)  # NaN rows never gathered
     return series, torch.as_tensor(ends, device=device)
 
@@ -106,18 +126,26 @@ def make_optimizer(model: CryptoMAE, config: MAEConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
-def _train_epoch(model: CryptoMAE, optimizer: torch.optim.Optimizer, series: torch.Tensor, ends: torch.Tensor,
-                 config: MAEConfig) -> float:
+def _train_epoch(
+    model: CryptoMAE, optimizer: torch.optim.Optimizer, series: torch.Tensor, ends: torch.Tensor, config: MAEConfig
+) -> float:
     """At most `steps_per_epoch` batches of windows drawn without replacement; mean batch loss."""
     model.train()
     order = torch.randperm(len(ends)).to(ends.device)
-    losses = [train_step(model, optimizer, series, ends[batch_ends], config)
-              for batch_ends in order.split(config.batch_size)[: config.steps_per_epoch]]
+    losses = [
+        train_step(model, optimizer, series, ends[batch_ends], config)
+        for batch_ends in order.split(config.batch_size)[: config.steps_per_epoch]
+    ]
     return torch.stack(losses).mean().item()
 
 
-def train_step(model: CryptoMAE, optimizer: torch.optim.Optimizer, series: torch.Tensor, batch_ends: torch.Tensor,
-               config: MAEConfig) -> torch.Tensor:
+def train_step(
+    model: CryptoMAE,
+    optimizer: torch.optim.Optimizer,
+    series: torch.Tensor,
+    batch_ends: torch.Tensor,
+    config: MAEConfig,
+) -> torch.Tensor:
     """One gradient step on the windows of `series` (T, F) ending at `batch_ends` (B,); the detached loss.
 
     Public so benchmarks/mae_limit.py times exactly what pretraining runs per batch.
@@ -136,7 +164,8 @@ def evaluate(model: CryptoMAE, windows: torch.Tensor, mask: torch.Tensor, batch_
     """Masked MSE of `model` on `windows` (N, W, F) under the fixed `mask` (N, W)."""
     model.eval()
     # Every row masks the same number of bars, so weighting batch means by rows gives the global mean.
-    total = sum(model.loss(x, m) * len(x) for x, m in zip(windows.split(batch_size), mask.split(batch_size)))
+    batches = zip(windows.split(batch_size), mask.split(batch_size), strict=True)
+    total = torch.stack([model.loss(x, m) * len(x) for x, m in batches]).sum()
     return (total / len(windows)).item()
 
 

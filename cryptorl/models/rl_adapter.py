@@ -31,20 +31,20 @@ from torch import nn
 
 from cryptorl.errors import ConfigError, DataError
 from cryptorl.models.foundation import CryptoMAE, gather_windows, valid_window_ends
-from cryptorl.models.layers import AttentionPoolSummary, FiLMLayer, FlattenSummary, MeanPoolSummary
+from cryptorl.models.layers import AttentionPoolSummary, FiLMLayer, FlattenSummary, MeanPoolSummary, Summary
 
 # What the extractor reads before its head: embeddings (B, W, d), context (B, W, c), current bar (B, F).
 Embedded = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 # Config string -> summary of the FiLM-modulated window (B, W, d) -> (B, out_dim).
-HEADS: dict[str, type[nn.Module]] = {
+HEADS: dict[str, type[Summary]] = {
     "flatten": FlattenSummary,
     "attention_pool": AttentionPoolSummary,
     "mean_pool": MeanPoolSummary,
 }
 
 
-def make_head(head: str, window: int, d_model: int) -> nn.Module:
+def make_head(head: str, window: int, d_model: int) -> Summary:
     """The summary module named `head` (a key of HEADS)."""
     if head not in HEADS:
         raise ConfigError(f"unknown feature-extractor head {head!r}: use one of {', '.join(HEADS)}")
@@ -61,8 +61,9 @@ class EncoderCache:
     (0 turns the memo off).
     """
 
-    def __init__(self, embeddings: torch.Tensor, context: torch.Tensor, features: torch.Tensor,
-                 valid: torch.Tensor) -> None:
+    def __init__(
+        self, embeddings: torch.Tensor, context: torch.Tensor, features: torch.Tensor, valid: torch.Tensor
+    ) -> None:
         self.embeddings = embeddings  # (T, W, d), float16 or float32
         self.context = context  # (T, c) float32
         self.features = features  # (T, F) float32: each bar's own technical features
@@ -96,26 +97,38 @@ class EncoderCache:
         index = bar_index.reshape(-1).round().long()  # (B,) SB3 hands Box observations over as floats
         if self.embeddings.device != index.device:
             self.embeddings, self.context, self.features, self.valid = (
-                t.to(index.device) for t in (self.embeddings, self.context, self.features, self.valid))
+                t.to(index.device) for t in (self.embeddings, self.context, self.features, self.valid)
+            )
         if not (((index >= 0) & (index < self.n_bars)).all() and self.valid[index].all()):
             bad = sorted({int(i) for i in index.cpu() if not (0 <= i < self.n_bars and self.valid[i])})[:5]
-            raise DataError(f"bar_index {bad} has no cached window (needs {self.window} valid bars ending there, "
-                            f"0 <= index < {self.n_bars}): emit indices of the cached slice's full windows only")
+            raise DataError(
+                f"bar_index {bad} has no cached window (needs {self.window} valid bars ending there, "
+                f"0 <= index < {self.n_bars}): emit indices of the cached slice's full windows only"
+            )
         return self.embeddings[index].float(), gather_windows(self.context, index, self.window), self.features[index]
 
 
 @torch.no_grad()
-def build_encoder_cache(encoder: CryptoMAE, features: np.ndarray, context: np.ndarray, *, batch_size: int = 512,
-                        dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> EncoderCache:
+def build_encoder_cache(
+    encoder: CryptoMAE,
+    features: np.ndarray,
+    context: np.ndarray,
+    *,
+    batch_size: int = 512,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> EncoderCache:
     """Encode the window ending at every bar of `features` (T, F), stored on `device` in `dtype`.
 
     `context` (T, c) are the slice's HMM columns. Memory is T·W·d·(2 or 4) bytes: 17,520 bars (two
-    years hourly) at the seed's d=256 is 1.1 GB in float32, 0.57 GB in float16.
+    years hourly) at the original system's d=256 is 1.1 GB in float32, 0.57 GB in float16.
     """
     window, d_model = encoder.config.window, encoder.config.d_model
     if len(features) != len(context):
-        raise DataError(f"encoder cache: features have {len(features)} rows but context has {len(context)}: "
-                        f"pass the technical and HMM columns of the same slice")
+        raise DataError(
+            f"encoder cache: features have {len(features)} rows but context has {len(context)}: "
+            f"pass the technical and HMM columns of the same slice"
+        )
     ends = torch.as_tensor(valid_window_ends(np.concatenate([features, context], axis=1), window))
     compute_device = next(encoder.parameters()).device
     series = torch.as_tensor(np.nan_to_num(features), dtype=torch.float32, device=compute_device)  # (T, F)
@@ -133,9 +146,17 @@ def build_encoder_cache(encoder: CryptoMAE, features: np.ndarray, context: np.nd
 class FoundationFeatureExtractor(BaseFeaturesExtractor):
     """SB3 features extractor: frozen CryptoMAE + FiLM(HMM context) + a head, see the module docstring."""
 
-    def __init__(self, observation_space: spaces.Dict, encoder: CryptoMAE, head: str = "flatten",
-                 features_dim: int = 512, n_technical: int = 50, n_context: int = 5,
-                 state_passthrough: bool = False, current_bar: bool = False) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        encoder: CryptoMAE,
+        head: str = "flatten",
+        features_dim: int = 512,
+        n_technical: int = 50,
+        n_context: int = 5,
+        state_passthrough: bool = False,
+        current_bar: bool = False,
+    ) -> None:
         # With state_passthrough, position and w_cost also bypass the projection: 2 more output features.
         super().__init__(observation_space, features_dim + 2 * state_passthrough)
         self.state_passthrough = state_passthrough
@@ -145,8 +166,10 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
         self.n_technical, self.n_context = n_technical, n_context
         _check_observation_space(observation_space, self.cached, config.window, n_technical, n_context)
         if n_technical != config.input_dim:
-            raise ConfigError(f"extractor n_technical={n_technical} but the encoder reads input_dim="
-                              f"{config.input_dim} features: use an encoder pretrained on these {n_technical} columns")
+            raise ConfigError(
+                f"extractor n_technical={n_technical} but the encoder reads input_dim="
+                f"{config.input_dim} features: use an encoder pretrained on these {n_technical} columns"
+            )
         # A private frozen copy: TQC builds actor, critic and target-critic extractors from the same kwargs,
         # and its Polyak update on a *shared* encoder would scale its weights by (1 - tau²) every step
         # (on private copies it averages two identical tensors: a float-rounding change at most).
@@ -158,7 +181,7 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
         self.project = nn.Sequential(nn.Linear(project_in, features_dim), nn.LayerNorm(features_dim), nn.LeakyReLU())
         self.cache: EncoderCache | None = None  # a plain attribute: never in the state_dict
 
-    def train(self, mode: bool = True) -> "FoundationFeatureExtractor":
+    def train(self, mode: bool = True) -> FoundationFeatureExtractor:
         """SB3 calls policy.train() before each update; the frozen encoder must keep dropout off."""
         super().train(mode)
         self.encoder.eval()
@@ -169,10 +192,12 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
         config = self.encoder.config
         found = (cache.window, cache.d_model, cache.context_dim)
         if not self.cached or found != (config.window, config.d_model, self.n_context):
-            raise ConfigError(f"cannot attach an encoder cache of (window, d_model, context)={found} to an extractor "
-                              f"{'reading' if self.cached else 'without'} bar_index with "
-                              f"{(config.window, config.d_model, self.n_context)}: build the cache with this "
-                              f"policy's encoder and emit bar_index from the env")
+            raise ConfigError(
+                f"cannot attach an encoder cache of (window, d_model, context)={found} to an extractor "
+                f"{'reading' if self.cached else 'without'} bar_index with "
+                f"{(config.window, config.d_model, self.n_context)}: build the cache with this "
+                f"policy's encoder and emit bar_index from the env"
+            )
         self.cache = cache
 
     def embed(self, observations: dict[str, torch.Tensor]) -> Embedded:
@@ -180,13 +205,15 @@ class FoundationFeatureExtractor(BaseFeaturesExtractor):
         from the cache or the market window."""
         if self.cached:
             if self.cache is None:
-                raise ConfigError("the observation carries bar_index but no encoder cache is attached: call "
-                                  "attach_encoder_cache(model.policy, build_encoder_cache(...)) before learning")
+                raise ConfigError(
+                    "the observation carries bar_index but no encoder cache is attached: call "
+                    "attach_encoder_cache(model.policy, build_encoder_cache(...)) before learning"
+                )
             return self.cache.lookup(observations["bar_index"])
         market = observations["market"]  # (B, W, n_technical + n_context)
         with torch.no_grad():
             embeddings = self.encoder.encode(market[..., : self.n_technical])  # (B, W, d)
-        return embeddings, market[..., self.n_technical:], market[:, -1, : self.n_technical]
+        return embeddings, market[..., self.n_technical :], market[:, -1, : self.n_technical]
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         embeddings, context, current = self.embed(observations)
@@ -201,21 +228,24 @@ def attach_encoder_cache(policy: nn.Module, cache: EncoderCache) -> int:
     """Attach `cache` to every cached-mode FoundationFeatureExtractor in `policy`; returns how many."""
     extractors = [m for m in policy.modules() if isinstance(m, FoundationFeatureExtractor) and m.cached]
     if not extractors:
-        raise ConfigError("the policy has no FoundationFeatureExtractor reading bar_index: add a bar_index key "
-                          "to the env's observation space to train from an encoder cache")
+        raise ConfigError(
+            "the policy has no FoundationFeatureExtractor reading bar_index: add a bar_index key "
+            "to the env's observation space to train from an encoder cache"
+        )
     for extractor in extractors:
         extractor.attach_cache(cache)
     return len(extractors)
 
 
-def _check_observation_space(space: spaces.Dict, cached: bool, window: int, n_technical: int,
-                             n_context: int) -> None:
+def _check_observation_space(space: spaces.Dict, cached: bool, window: int, n_technical: int, n_context: int) -> None:
     """One line per wrong key: what the extractor needs and what the env declared."""
-    needed = {"position": (1,), "w_cost": (1,)}
+    needed: dict[str, tuple[int, ...]] = {"position": (1,), "w_cost": (1,)}
     needed.update({"bar_index": (1,)} if cached else {"market": (window, n_technical + n_context)})
     for key, shape in needed.items():
         found = space.spaces[key].shape if key in space.spaces else None
         if found != shape:
-            raise ConfigError(f"observation space key {key!r} has shape {found}, the extractor needs {shape} "
-                              f"(window {window}, {n_technical} technical + {n_context} HMM columns): make the "
-                              f"env and the encoder config agree")
+            raise ConfigError(
+                f"observation space key {key!r} has shape {found}, the extractor needs {shape} "
+                f"(window {window}, {n_technical} technical + {n_context} HMM columns): make the "
+                f"env and the encoder config agree"
+            )

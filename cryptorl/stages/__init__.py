@@ -9,33 +9,33 @@ exactly one of these each; nothing here knows about Prefect.
 from cryptorl.config import TRAINING_STAGES, Profile
 from cryptorl.evaluation.trials import Provenance
 from cryptorl.hashing import code_version, fingerprint
-from cryptorl.storage import ArtifactRef
+from cryptorl.stages import audit, hmm, mae, split, tqc  # each stage module's CODE_MODULES
 from cryptorl.stages.audit import AuditArtifacts, audit_segment
 from cryptorl.stages.hmm import RegimeArtifacts, fit_hmm, load_regime_context
 from cryptorl.stages.mae import MAEArtifacts, load_segment_encoder, pretrain_mae
-from cryptorl.stages.tqc import TQCArtifacts, train_tqc
 from cryptorl.stages.split import SegmentArtifacts, SegmentData, load_segment, source_ref, split_segment
-from cryptorl.stages import audit, hmm, mae, split, tqc  # each stage module's CODE_MODULES
+from cryptorl.stages.tqc import TQCArtifacts, train_tqc
+from cryptorl.storage import ArtifactRef
 
 __all__ = [
-    "configuration_fingerprint",
-    "provenance",
-    "Provenance",
     "AuditArtifacts",
-    "audit_segment",
-    "TQCArtifacts",
-    "train_tqc",
     "MAEArtifacts",
-    "load_segment_encoder",
-    "pretrain_mae",
+    "Provenance",
     "RegimeArtifacts",
     "SegmentArtifacts",
     "SegmentData",
+    "TQCArtifacts",
+    "audit_segment",
+    "configuration_fingerprint",
     "fit_hmm",
     "load_regime_context",
     "load_segment",
+    "load_segment_encoder",
+    "pretrain_mae",
+    "provenance",
     "source_ref",
     "split_segment",
+    "train_tqc",
 ]
 
 

@@ -36,12 +36,19 @@ def fit_hmm(store: ArtifactStore, split: SegmentArtifacts, config: RegimeConfig,
 
     key = fingerprint(split.features.sha256, config, seed, code_version(*CODE_MODULES))
     prefix = f"segments/{split.segment}/hmm/{key[:16]}"
-    report = {"segment": split.segment, "log_likelihood": model.log_likelihood, "converged": model.converged,
-              "inits": [dataclasses.asdict(init) for init in model.inits],
-              "occupancy": _occupancy(context, segment.slices)}
-    return RegimeArtifacts(segment=split.segment, model=store.write_bytes(f"{prefix}/model.bin", model.to_bytes()),
-                           context=store.write_frame(f"{prefix}/context.parquet", context),
-                           report=store.write_json(f"{prefix}/report.json", report))
+    report = {
+        "segment": split.segment,
+        "log_likelihood": model.log_likelihood,
+        "converged": model.converged,
+        "inits": [dataclasses.asdict(init) for init in model.inits],
+        "occupancy": _occupancy(context, segment.slices),
+    }
+    return RegimeArtifacts(
+        segment=split.segment,
+        model=store.write_bytes(f"{prefix}/model.bin", model.to_bytes()),
+        context=store.write_frame(f"{prefix}/context.parquet", context),
+        report=store.write_json(f"{prefix}/report.json", report),
+    )
 
 
 def load_regime_context(store: ArtifactStore, regime: RegimeArtifacts) -> pd.DataFrame:
@@ -51,5 +58,6 @@ def load_regime_context(store: ArtifactStore, regime: RegimeArtifacts) -> pd.Dat
 def _occupancy(context: pd.DataFrame, slices: dict[str, tuple[int, int]]) -> dict[str, list[float]]:
     """Mean filtered probability of each state per slice: does the test period visit other regimes?"""
     state_columns = [c for c in context.columns if c.startswith("p_state_")]
-    return {name: context.iloc[start:stop][state_columns].mean().round(4).tolist()
-            for name, (start, stop) in slices.items()}
+    return {
+        name: context.iloc[start:stop][state_columns].mean().round(4).tolist() for name, (start, stop) in slices.items()
+    }

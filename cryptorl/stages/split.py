@@ -60,8 +60,14 @@ def source_ref(path_or_url: str) -> ArtifactRef:
         raise DataError(f"cannot read data source {path_or_url}: {exc}; check the path or URL (--data)") from None
 
 
-def split_segment(store: ArtifactStore, data: ArtifactRef, segment: int, data_config: DataConfig,
-                  feature_config: FeatureConfig, wfo_config: WFOConfig) -> SegmentArtifacts:
+def split_segment(
+    store: ArtifactStore,
+    data: ArtifactRef,
+    segment: int,
+    data_config: DataConfig,
+    feature_config: FeatureConfig,
+    wfo_config: WFOConfig,
+) -> SegmentArtifacts:
     """Compute features on all bars, fit the scaler on the train slice only, store the segment span."""
     ohlcv = load_bars(data.uri, data_config)
     spec = get_segment(ohlcv.index, wfo_config, segment)
@@ -69,15 +75,18 @@ def split_segment(store: ArtifactStore, data: ArtifactRef, segment: int, data_co
     span_start = span_start_bar(spec)
 
     features = technical_features(ohlcv.iloc[: spec.test.stop])  # (T, 50); causal, so the cut is harmless
-    scaler = RobustScaler.fit(features.iloc[spec.train.start: spec.train.stop], clip=feature_config.scaler_clip)
+    scaler = RobustScaler.fit(features.iloc[spec.train.start : spec.train.stop], clip=feature_config.scaler_clip)
     span = scaler.transform(features.iloc[span_start:])  # (T_span, 50)
-    span["close"] = ohlcv["close"].iloc[span_start: spec.test.stop]
+    span["close"] = ohlcv["close"].iloc[span_start : spec.test.stop]
 
     key = fingerprint(data.sha256, data_config, feature_config, wfo_config, segment, code_version(*CODE_MODULES))
     prefix = f"segments/{segment}/split/{key[:16]}"
     meta = _segment_meta(spec, span_start, scaler, data)
-    return SegmentArtifacts(segment=segment, features=store.write_frame(f"{prefix}/features.parquet", span),
-                            meta=store.write_json(f"{prefix}/meta.json", meta))
+    return SegmentArtifacts(
+        segment=segment,
+        features=store.write_frame(f"{prefix}/features.parquet", span),
+        meta=store.write_json(f"{prefix}/meta.json", meta),
+    )
 
 
 def load_segment(store: ArtifactStore, artifacts: SegmentArtifacts) -> SegmentData:
@@ -87,9 +96,22 @@ def load_segment(store: ArtifactStore, artifacts: SegmentArtifacts) -> SegmentDa
 
 
 def _segment_meta(spec: Segment, span_start: int, scaler: RobustScaler, data: ArtifactRef) -> dict:
-    slices = {name: {"start": spec.slice(name).start - span_start, "stop": spec.slice(name).stop - span_start,
-                     "first": spec.slice(name).first.isoformat(), "last": spec.slice(name).last.isoformat()}
-              for name in SLICE_NAMES}
-    return {"segment": spec.index, "slices": slices, "feature_names": list(FEATURE_NAMES),
-            "observation_window": OBSERVATION_WINDOW, "scaler": scaler.to_dict(),
-            "scaler_fingerprint": scaler.fingerprint(), "data_sha256": data.sha256, "description": spec.describe()}
+    slices = {
+        name: {
+            "start": spec.slice(name).start - span_start,
+            "stop": spec.slice(name).stop - span_start,
+            "first": spec.slice(name).first.isoformat(),
+            "last": spec.slice(name).last.isoformat(),
+        }
+        for name in SLICE_NAMES
+    }
+    return {
+        "segment": spec.index,
+        "slices": slices,
+        "feature_names": list(FEATURE_NAMES),
+        "observation_window": OBSERVATION_WINDOW,
+        "scaler": scaler.to_dict(),
+        "scaler_fingerprint": scaler.fingerprint(),
+        "data_sha256": data.sha256,
+        "description": spec.describe(),
+    }

@@ -38,28 +38,63 @@ class TQCArtifacts:
     tensorboard: str  # URI prefix of the TensorBoard event files
 
 
-def train_tqc(store: ArtifactStore, split: SegmentArtifacts, regime: RegimeArtifacts, mae: MAEArtifacts,
-              mae_config: MAEConfig, config: TrainConfig, env_config: EnvConfig, seed: int,
-              progress: bool = True) -> TQCArtifacts:
+def train_tqc(
+    store: ArtifactStore,
+    split: SegmentArtifacts,
+    regime: RegimeArtifacts,
+    mae: MAEArtifacts,
+    mae_config: MAEConfig,
+    config: TrainConfig,
+    env_config: EnvConfig,
+    seed: int,
+    progress: bool = True,
+) -> TQCArtifacts:
     segment = load_segment(store, split)
     encoder = load_segment_encoder(mae, mae_config)
     market = segment_market(segment, load_regime_context(store, regime), config.device)
-    key = fingerprint(split.features.sha256, regime.context.sha256, mae.checkpoint.sha256, config, env_config,
-                      seed, code_version(*CODE_MODULES))
+    key = fingerprint(
+        split.features.sha256,
+        regime.context.sha256,
+        mae.checkpoint.sha256,
+        config,
+        env_config,
+        seed,
+        code_version(*CODE_MODULES),
+    )
     work_dir = work_root() / key[:16]
-    result = train(market.with_slice(*segment.slices["train"]), market.with_slice(*segment.slices["eval"]),
-                   encoder, config, env_config, seed=seed, work_dir=work_dir, progress=progress)
+    result = train(
+        market.with_slice(*segment.slices["train"]),
+        market.with_slice(*segment.slices["eval"]),
+        encoder,
+        config,
+        env_config,
+        seed=seed,
+        work_dir=work_dir,
+        progress=progress,
+    )
 
     prefix = f"segments/{split.segment}/tqc/{key[:16]}"
     model = store.write_bytes(f"{prefix}/model.zip", result.model_path.read_bytes())
     store.upload_dir(result.checkpoint_dir, f"{prefix}/checkpoints")
     store.upload_dir(result.tensorboard_dir, f"{prefix}/tensorboard")
-    summary = {"segment": split.segment, "timesteps": result.timesteps, "updates": result.updates,
-               "seconds": round(result.seconds, 2), "env_steps_per_second": round(result.steps_per_second, 1),
-               "resumed_from": result.resumed_from, "gradient_steps_per_env_step": config.gradient_steps,
-               "device": str(market.device), "encoder_cache": config.use_encoder_cache}
-    artifacts = TQCArtifacts(split.segment, model, store.write_json(f"{prefix}/summary.json", summary),
-                             store.uri(f"{prefix}/checkpoints"), store.uri(f"{prefix}/tensorboard"))
+    summary = {
+        "segment": split.segment,
+        "timesteps": result.timesteps,
+        "updates": result.updates,
+        "seconds": round(result.seconds, 2),
+        "env_steps_per_second": round(result.steps_per_second, 1),
+        "resumed_from": result.resumed_from,
+        "gradient_steps_per_env_step": config.gradient_steps,
+        "device": str(market.device),
+        "encoder_cache": config.use_encoder_cache,
+    }
+    artifacts = TQCArtifacts(
+        split.segment,
+        model,
+        store.write_json(f"{prefix}/summary.json", summary),
+        store.uri(f"{prefix}/checkpoints"),
+        store.uri(f"{prefix}/tensorboard"),
+    )
     shutil.rmtree(work_dir, ignore_errors=True)
     return artifacts
 
@@ -68,8 +103,7 @@ def segment_market(segment: SegmentData, context: pd.DataFrame, device: str) -> 
     """The segment span as env data: 50 scaled features + 5 HMM columns (T_span, 5) per bar, and close."""
     features = segment.frame[segment.feature_names]
     start, stop = segment.slices["train"]
-    return MarketData.from_frames(features, context, segment.frame["close"], start, stop,
-                                  device=resolve_device(device))
+    return MarketData.from_frames(features, context, segment.frame["close"], start, stop, device=resolve_device(device))
 
 
 def work_root() -> Path:

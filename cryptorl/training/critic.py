@@ -37,7 +37,7 @@ class ExactCostCritic(Critic):
         """What the networks learned, without the exact cost: (B, n_critics, n_quantiles)."""
         return super().forward(obs, action)
 
-    def forward(self, obs: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:  # type: ignore[override]  # dict observations only
         quantiles = self.learned(obs, action)  # (B, n_critics, n_quantiles)
         bars = obs[BAR_INDEX].long() if BAR_INDEX in obs else None  # (B, 1)
         taken = self.execution.position(action, obs[POSITION], bars)  # (B, 1)
@@ -56,9 +56,13 @@ class ExactCostPolicy(MultiInputPolicy):
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ExactCostCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return ExactCostCritic(**critic_kwargs, cost_per_unit=self.cost_per_unit,
-                               execution=self.execution).to(self.device)
+        return ExactCostCritic(**critic_kwargs, cost_per_unit=self.cost_per_unit, execution=self.execution).to(
+            self.device
+        )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "cost_per_unit": self.cost_per_unit,
-                "execution": self.execution}
+        return {
+            **super()._get_constructor_parameters(),
+            "cost_per_unit": self.cost_per_unit,
+            "execution": self.execution,
+        }

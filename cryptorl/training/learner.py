@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -59,8 +59,12 @@ class UpdateLog:
     def record(self, logger: Logger, n_updates: int) -> None:
         """The same keys and values as `TQC.train` logs (means of the float32 values, in float64)."""
         logger.record("train/n_updates", n_updates, exclude="tensorboard")
-        for key, values in (("ent_coef", self.ent_coefs), ("actor_loss", self.actor_losses),
-                            ("critic_loss", self.critic_losses), ("ent_coef_loss", self.ent_coef_losses)):
+        for key, values in (
+            ("ent_coef", self.ent_coefs),
+            ("actor_loss", self.actor_losses),
+            ("critic_loss", self.critic_losses),
+            ("ent_coef_loss", self.ent_coef_losses),
+        ):
             if values:
                 logger.record(f"train/{key}", float(np.mean(_host_floats(values))))
 
@@ -92,7 +96,10 @@ class LeanTQC(TQC):
         log = UpdateLog()
         averaged = trainable_pairs(self.critic, self.critic_target)
         for gradient_step in range(gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            replay = self.replay_buffer
+            assert replay is not None  # SB3 builds it in _setup_model
+            # The compact replay (cryptorl/training/replay.py) samples dict observations.
+            data = cast(DictReplayBufferSamples, replay.sample(batch_size, env=self._vec_normalize_env))
             if self.use_sde:
                 self.actor.reset_noise()
             actions_pi, log_prob = self.actor.action_log_prob(data.observations)  # (B, 1), (B,)
@@ -114,7 +121,7 @@ class LeanTQC(TQC):
             log.ent_coefs.append(self.ent_coef_tensor.detach())
             return self.ent_coef_tensor
         ent_coef = torch.exp(self.log_ent_coef.detach())
-        loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
+        loss = -(self.log_ent_coef * (log_prob + float(self.target_entropy)).detach()).mean()
         log.ent_coef_losses.append(loss.detach())
         log.ent_coefs.append(ent_coef)
         self.ent_coef_optimizer.zero_grad()
@@ -123,8 +130,7 @@ class LeanTQC(TQC):
         return ent_coef
 
     @torch.no_grad()
-    def _target_quantiles(self, data: DictReplayBufferSamples, ent_coef: torch.Tensor,
-                          batch_size: int) -> torch.Tensor:
+    def _target_quantiles(self, data: DictReplayBufferSamples, ent_coef: torch.Tensor, batch_size: int) -> torch.Tensor:
         """TD targets (B, 1, n_target_quantiles): the truncated target mixture, entropy term, reward, discount."""
         discounts = data.discounts if data.discounts is not None else self.gamma
         next_actions, next_log_prob = self.actor.action_log_prob(data.next_observations)
@@ -153,8 +159,14 @@ class LeanTQC(TQC):
         after = self.actor(_real_rows(data.next_observations, n_real), deterministic=True)  # (n, 1)
         return (observations[W_COST] * (now - after).pow(2)).mean()
 
-    def _actor_step(self, data: DictReplayBufferSamples, actions_pi: torch.Tensor, log_prob: torch.Tensor,
-                    ent_coef: torch.Tensor, log: UpdateLog) -> None:
+    def _actor_step(
+        self,
+        data: DictReplayBufferSamples,
+        actions_pi: torch.Tensor,
+        log_prob: torch.Tensor,
+        ent_coef: torch.Tensor,
+        log: UpdateLog,
+    ) -> None:
         with frozen(self.critic):  # gradients reach the actions only
             qf_pi = self.critic(data.observations, actions_pi).mean(dim=2).mean(dim=1, keepdim=True)  # (B, 1)
         loss = (ent_coef * log_prob - qf_pi).mean()
@@ -205,8 +217,11 @@ def frozen(module: nn.Module) -> Iterator[None]:
 
 def trainable_pairs(online: nn.Module, target: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """(online, target) parameter lists of the online module's trainable parameters, in the same order."""
-    pairs = [(parameter, target_parameter) for parameter, target_parameter
-             in zip(online.parameters(), target.parameters(), strict=True) if parameter.requires_grad]
+    pairs = [
+        (parameter, target_parameter)
+        for parameter, target_parameter in zip(online.parameters(), target.parameters(), strict=True)
+        if parameter.requires_grad
+    ]
     return [pair[0] for pair in pairs], [pair[1] for pair in pairs]
 
 

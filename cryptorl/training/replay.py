@@ -50,17 +50,32 @@ class CompactReplayBuffer(ReplayBuffer):
 
     observation_space: spaces.Dict
 
-    def __init__(self, buffer_size: int, observation_space: spaces.Dict, action_space: spaces.Space,
-                 device: torch.device | str = "auto", n_envs: int = 1, optimize_memory_usage: bool = False,
-                 handle_timeout_termination: bool = True, *, market: MarketData, n_steps: int = 1,
-                 gamma: float = 0.99, counterfactuals: int = 0, env_config: EnvConfig | None = None,
-                 counterfactual_w_cost_high: float = 0.0, counterfactual_positions: bool = False):
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Dict,
+        action_space: spaces.Space,
+        device: torch.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        *,
+        market: MarketData,
+        n_steps: int = 1,
+        gamma: float = 0.99,
+        counterfactuals: int = 0,
+        env_config: EnvConfig | None = None,
+        counterfactual_w_cost_high: float = 0.0,
+        counterfactual_positions: bool = False,
+    ):
         # Skip ReplayBuffer.__init__: it would allocate full observation arrays (what this class avoids).
         super(ReplayBuffer, self).__init__(buffer_size, observation_space, action_space, device, n_envs=n_envs)
         _check_space(observation_space, market)
         if optimize_memory_usage:
-            raise ConfigError("CompactReplayBuffer does not take optimize_memory_usage=True: it already stores "
-                              "no observations; leave the algorithm's optimize_memory_usage at False")
+            raise ConfigError(
+                "CompactReplayBuffer does not take optimize_memory_usage=True: it already stores "
+                "no observations; leave the algorithm's optimize_memory_usage at False"
+            )
         _check_targets(n_steps, counterfactuals, env_config)
         self.market = market
         self.n_steps, self.gamma = n_steps, gamma
@@ -75,8 +90,10 @@ class CompactReplayBuffer(ReplayBuffer):
         self.next_bars = np.zeros(rows, dtype=np.int32)
         # Position and w_cost (any key but market/bar_index), stored as the space's dtype: samples are exact.
         self.small_keys = [key for key in observation_space.spaces if key not in (MARKET, BAR_INDEX)]
-        self.small_obs = {key: np.zeros((*rows, *observation_space[key].shape), observation_space[key].dtype)
-                          for key in self.small_keys}
+        self.small_obs = {
+            key: np.zeros((*rows, *(observation_space[key].shape or ())), observation_space[key].dtype)
+            for key in self.small_keys
+        }
         self.small_next_obs = {key: np.zeros_like(array) for key, array in self.small_obs.items()}
         self.actions = np.zeros((*rows, self.action_dim), dtype=np.float32)
         self.rewards = np.zeros(rows, dtype=np.float32)
@@ -86,16 +103,32 @@ class CompactReplayBuffer(ReplayBuffer):
     @property
     def nbytes(self) -> int:
         """Bytes held by the stored transitions (the shared market data is not counted: the env holds it)."""
-        arrays = [self.bars, self.next_bars, self.actions, self.rewards, self.dones, self.timeouts,
-                  *self.small_obs.values(), *self.small_next_obs.values()]
+        arrays = [
+            self.bars,
+            self.next_bars,
+            self.actions,
+            self.rewards,
+            self.dones,
+            self.timeouts,
+            *self.small_obs.values(),
+            *self.small_next_obs.values(),
+        ]
         return sum(array.nbytes for array in arrays)
 
     @property
     def bytes_per_transition(self) -> float:
         return self.nbytes / (self.buffer_size * self.n_envs)
 
-    def add(self, obs: dict[str, np.ndarray], next_obs: dict[str, np.ndarray],  # type: ignore[override]
-            action: np.ndarray, reward: np.ndarray, done: np.ndarray, infos: list[dict[str, Any]]) -> None:
+    # Dict observations, as SB3's own DictReplayBuffer overrides these (with the same type: ignore).
+    def add(
+        self,
+        obs: dict[str, np.ndarray],  # type: ignore[override]
+        next_obs: dict[str, np.ndarray],  # type: ignore[override]
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
         """Store one vectorized step; SB3 has already put terminal observations into `next_obs`."""
         self.bars[self.pos] = self._bar_indices(obs)
         self.next_bars[self.pos] = self._bar_indices(next_obs)
@@ -112,44 +145,64 @@ class CompactReplayBuffer(ReplayBuffer):
             self.full = True
             self.pos = 0
 
-    def sample(self, batch_size: int,  # type: ignore[override]
-               env: VecNormalize | None = None) -> DictReplayBufferSamples:
+    def sample(  # type: ignore[override]
+        self,
+        batch_size: int,
+        env: VecNormalize | None = None,
+    ) -> DictReplayBufferSamples:
         if env is not None:
-            raise ConfigError("CompactReplayBuffer rebuilds observations from MarketData and cannot normalize "
-                              "them: drop the VecNormalize wrapper (features are already scaled)")
+            raise ConfigError(
+                "CompactReplayBuffer rebuilds observations from MarketData and cannot normalize "
+                "them: drop the VecNormalize wrapper (features are already scaled)"
+            )
         if batch_size % (self.counterfactuals + 1):
-            raise ConfigError(f"batch size {batch_size} is not a multiple of counterfactuals + 1 = "
-                              f"{self.counterfactuals + 1}: each sampled transition takes that many batch rows")
+            raise ConfigError(
+                f"batch size {batch_size} is not a multiple of counterfactuals + 1 = "
+                f"{self.counterfactuals + 1}: each sampled transition takes that many batch rows"
+            )
         return super(ReplayBuffer, self).sample(batch_size // (self.counterfactuals + 1))
 
-    def _get_samples(self, batch_inds: np.ndarray,  # type: ignore[override]
-                     env: VecNormalize | None = None) -> DictReplayBufferSamples:
+    def _get_samples(  # type: ignore[override]
+        self,
+        batch_inds: np.ndarray,
+        env: VecNormalize | None = None,
+    ) -> DictReplayBufferSamples:
         env_inds = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))  # as DictReplayBuffer does
         at = (batch_inds, env_inds)
-        rows = {"bars": self.bars[at], "actions": self.actions[at],
-                **{key: array[at] for key, array in self.small_obs.items()}}
+        rows = {
+            "bars": self.bars[at],
+            "actions": self.actions[at],
+            **{key: array[at] for key, array in self.small_obs.items()},
+        }
         if self.n_steps == 1:
             last, rewards, discounts = at, self.rewards[at], None
         else:
             last, rewards, discounts = self._n_step_returns(batch_inds, env_inds)
-        rows.update({"next_bars": self.next_bars[last], "rewards": rewards,
-                     # a time limit is not a terminal: bootstrap through it
-                     "dones": (self.dones[last] & ~self.timeouts[last]).astype(np.float32)})
+        rows.update(
+            {
+                "next_bars": self.next_bars[last],
+                "rewards": rewards,
+                # a time limit is not a terminal: bootstrap through it
+                "dones": (self.dones[last] & ~self.timeouts[last]).astype(np.float32),
+            }
+        )
         rows.update({f"next_{key}": array[last] for key, array in self.small_next_obs.items()})
         if self.counterfactuals:
             rows = self._with_counterfactuals(rows)
         return DictReplayBufferSamples(
             observations=self._observations(rows["bars"], {key: rows[key] for key in self.small_keys}),
             actions=self.to_torch(rows["actions"]),
-            next_observations=self._observations(rows["next_bars"],
-                                                 {key: rows[f"next_{key}"] for key in self.small_keys}),
+            next_observations=self._observations(
+                rows["next_bars"], {key: rows[f"next_{key}"] for key in self.small_keys}
+            ),
             dones=self.to_torch(rows["dones"]).reshape(-1, 1),
             rewards=self.to_torch(rows["rewards"].reshape(-1, 1)),
             discounts=None if discounts is None else self.to_torch(discounts.reshape(-1, 1)),
         )
 
-    def _n_step_returns(self, batch_inds: np.ndarray, env_inds: np.ndarray
-                        ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+    def _n_step_returns(
+        self, batch_inds: np.ndarray, env_inds: np.ndarray
+    ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
         """(index of the last summed step, discounted reward sums (B,), gamma^steps (B,)), as NStepReplayBuffer.
 
         A sequence stops at its episode's end (done or time limit) and at the newest stored row, whose
@@ -162,7 +215,7 @@ class CompactReplayBuffer(ReplayBuffer):
         stop_seq = self.dones[at] | self.timeouts[at] | (indices == newest)  # (B, n)
         last_step = np.where(stop_seq.any(axis=1), stop_seq.argmax(axis=1), self.n_steps - 1)  # (B,)
         summed = steps <= last_step[:, None]  # (B, n)
-        rewards = (self.rewards[indices, env_inds[:, None]] * self.gamma ** steps * summed).sum(axis=1)
+        rewards = (self.rewards[indices, env_inds[:, None]] * self.gamma**steps * summed).sum(axis=1)
         discounts = (self.gamma ** summed.sum(axis=1)).astype(np.float32)
         return ((batch_inds + last_step) % self.buffer_size, env_inds), rewards.astype(np.float32), discounts
 
@@ -178,14 +231,16 @@ class CompactReplayBuffer(ReplayBuffer):
         if self.counterfactual_positions:
             copies[POSITION] = np.random.uniform(-1.0, 1.0, copies[POSITION].shape).astype(np.float32)
         assert self.env_config is not None  # _check_targets
-        taken = Execution.of(self.env_config, self.market.epoch_bar).position_numpy(actions.reshape(-1), copies[POSITION].reshape(-1),
-                                                            copies["bars"])  # (B*K,) the positions they take
+        taken = Execution.of(self.env_config, self.market.epoch_bar).position_numpy(
+            actions.reshape(-1), copies[POSITION].reshape(-1), copies["bars"]
+        )  # (B*K,) the positions they take
         copies["rewards"] = self._exact_rewards(copies["bars"], copies[POSITION], copies[W_COST], taken)
         copies[f"next_{POSITION}"] = taken.reshape(copies[f"next_{POSITION}"].shape)
         return {key: np.concatenate([rows[key], copies[key]]) for key in rows}
 
-    def _exact_rewards(self, bars: np.ndarray, positions: np.ndarray, w_costs: np.ndarray,
-                       taken: np.ndarray) -> np.ndarray:
+    def _exact_rewards(
+        self, bars: np.ndarray, positions: np.ndarray, w_costs: np.ndarray, taken: np.ndarray
+    ) -> np.ndarray:
         """(N,) float32: the env's reward for moving from `positions` to `taken` at these states, in
         BatchCryptoEnv.step's arithmetic."""
         assert self.env_config is not None  # _check_targets
@@ -193,8 +248,11 @@ class CompactReplayBuffer(ReplayBuffer):
         at = torch.as_tensor(bars, dtype=torch.long, device=self.market.device)
         log_returns = self.market.log_returns[at].cpu().numpy()  # (N,)
         pnl = new * log_returns
-        cost = w_costs.reshape(-1).astype(np.float64) * self.env_config.fee * np.abs(
-            new - positions.reshape(-1).astype(np.float64))
+        cost = (
+            w_costs.reshape(-1).astype(np.float64)
+            * self.env_config.fee
+            * np.abs(new - positions.reshape(-1).astype(np.float64))
+        )
         return ((pnl - cost) * self.env_config.reward_scale).astype(np.float32)
 
     def _observations(self, bars: np.ndarray, small: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -211,31 +269,42 @@ class CompactReplayBuffer(ReplayBuffer):
         """(n_envs,) int32 bar indices from the float `bar_index` key, checked against the market span."""
         bars = np.asarray(obs[BAR_INDEX]).reshape(self.n_envs).astype(np.int32)
         if bars.min() < self.market.window - 1 or bars.max() >= self.market.n_bars:
-            raise ConfigError(f"bar_index {bars.min()}..{bars.max()} is outside the replay buffer's market span "
-                              f"[{self.market.window - 1}, {self.market.n_bars - 1}]: build the buffer with the "
-                              "same MarketData as the env")
+            raise ConfigError(
+                f"bar_index {bars.min()}..{bars.max()} is outside the replay buffer's market span "
+                f"[{self.market.window - 1}, {self.market.n_bars - 1}]: build the buffer with the "
+                "same MarketData as the env"
+            )
         return bars
 
 
 def _check_space(space: spaces.Space, market: MarketData) -> None:
     """The buffer stores `bar_index` and rebuilds `market` (when observed) from it, matching the data."""
     if not isinstance(space, spaces.Dict) or BAR_INDEX not in space.spaces:
-        raise ConfigError("CompactReplayBuffer needs Dict observations with a 'bar_index' key: build "
-                          "the env with include_bar_index=True")
+        raise ConfigError(
+            "CompactReplayBuffer needs Dict observations with a 'bar_index' key: build "
+            "the env with include_bar_index=True"
+        )
     expected = (market.window, market.n_features)
     if MARKET in space.spaces and space[MARKET].shape != expected:
-        raise ConfigError(f"observation 'market' has shape {space[MARKET].shape} but the replay buffer's market "
-                          f"data gives {expected}: pass the env's MarketData as replay_buffer_kwargs['market']")
+        raise ConfigError(
+            f"observation 'market' has shape {space[MARKET].shape} but the replay buffer's market "
+            f"data gives {expected}: pass the env's MarketData as replay_buffer_kwargs['market']"
+        )
 
 
 def _check_targets(n_steps: int, counterfactuals: int, env_config: EnvConfig | None) -> None:
     if n_steps < 1 or counterfactuals < 0:
-        raise ConfigError(f"replay n_steps={n_steps}, counterfactuals={counterfactuals}: use n_steps >= 1 and "
-                          "counterfactuals >= 0")
+        raise ConfigError(
+            f"replay n_steps={n_steps}, counterfactuals={counterfactuals}: use n_steps >= 1 and counterfactuals >= 0"
+        )
     if counterfactuals and n_steps > 1:
-        raise ConfigError("counterfactual actions need one-step targets (another action changes the next "
-                          "position, so the logged later rewards no longer apply): set train.n_steps=1 or "
-                          "train.counterfactual_actions=0")
+        raise ConfigError(
+            "counterfactual actions need one-step targets (another action changes the next "
+            "position, so the logged later rewards no longer apply): set train.n_steps=1 or "
+            "train.counterfactual_actions=0"
+        )
     if counterfactuals and env_config is None:
-        raise ConfigError("counterfactual actions need the env's reward rule: pass replay_buffer_kwargs"
-                          "['env_config'] (the env's EnvConfig)")
+        raise ConfigError(
+            "counterfactual actions need the env's reward rule: pass replay_buffer_kwargs"
+            "['env_config'] (the env's EnvConfig)"
+        )

@@ -8,10 +8,12 @@ Training resumes from the latest rotating checkpoint in `work_dir` after a crash
 from __future__ import annotations
 
 import dataclasses
+import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import torch
 from sb3_contrib import TQC
@@ -44,8 +46,17 @@ class TrainResult:
         return (self.timesteps - self.resumed_from) / max(self.seconds, 1e-9)
 
 
-def train_tqc(train_market: MarketData, eval_market: MarketData, encoder: CryptoMAE, config: TrainConfig,
-              env_config: EnvConfig, *, seed: int, work_dir: Path, progress: bool = True) -> TrainResult:
+def train_tqc(
+    train_market: MarketData,
+    eval_market: MarketData,
+    encoder: CryptoMAE,
+    config: TrainConfig,
+    env_config: EnvConfig,
+    *,
+    seed: int,
+    work_dir: Path,
+    progress: bool = True,
+) -> TrainResult:
     """Train (or resume) TQC until `config.total_timesteps`; the final model is `work_dir/model.zip`."""
     config.validate()
     seed_everything(seed)
@@ -56,25 +67,40 @@ def train_tqc(train_market: MarketData, eval_market: MarketData, encoder: Crypto
     eval_env = make_env(eval_market, config, env_config, EVAL_ENVS, seed + 1, device)  # the real fee
     cache = encoder_cache_for(encoder, train_market, device) if config.use_encoder_cache else None
 
-    model = resume_or_create(lambda: build_tqc(train_env, encoder, config, seed, work_dir / "tensorboard"),
-                             work_dir / "checkpoints")
+    model = resume_or_create(
+        lambda: build_tqc(train_env, encoder, config, seed, work_dir / "tensorboard"), work_dir / "checkpoints"
+    )
     resumed_from = model.num_timesteps
     if cache is not None:
         attach_encoder_cache(model.policy, cache)
     callbacks = make_callbacks(
-        work_dir / "checkpoints", save_freq_steps=max(config.total_timesteps // config.checkpoints, config.n_envs),
-        log_freq_steps=config.log_every_steps, min_ent_coef=config.min_ent_coef,
-        w_cost_final=(0.0, config.w_cost_final_high), warmup_fraction=config.curriculum_warmup_fraction,
-        ramp_fraction=config.curriculum_ramp_fraction, keep_last=config.keep_last, eval_env=eval_env,
-        eval_steps=config.eval_steps)
+        work_dir / "checkpoints",
+        save_freq_steps=max(config.total_timesteps // config.checkpoints, config.n_envs),
+        log_freq_steps=config.log_every_steps,
+        min_ent_coef=config.min_ent_coef,
+        w_cost_final=(0.0, config.w_cost_final_high),
+        warmup_fraction=config.curriculum_warmup_fraction,
+        ramp_fraction=config.curriculum_ramp_fraction,
+        keep_last=config.keep_last,
+        eval_env=eval_env,
+        eval_steps=config.eval_steps,
+    )
 
     started = time.perf_counter()
-    learn_until(model, config.total_timesteps, callback=callbacks, log_interval=None, progress_bar=progress,
-                tb_log_name="tqc")
+    learn_until(
+        model, config.total_timesteps, callback=callbacks, log_interval=None, progress_bar=progress, tb_log_name="tqc"
+    )
     seconds = time.perf_counter() - started
     model.save(work_dir / "model.zip", exclude=list(CHECKPOINT_EXCLUDE))
-    return TrainResult(work_dir / "model.zip", work_dir / "checkpoints", work_dir / "tensorboard",
-                       model.num_timesteps, model._n_updates, seconds, resumed_from)
+    return TrainResult(
+        work_dir / "model.zip",
+        work_dir / "checkpoints",
+        work_dir / "tensorboard",
+        model.num_timesteps,
+        model._n_updates,
+        seconds,
+        resumed_from,
+    )
 
 
 def training_env_config(env_config: EnvConfig, config: TrainConfig) -> EnvConfig:
@@ -84,15 +110,30 @@ def training_env_config(env_config: EnvConfig, config: TrainConfig) -> EnvConfig
     return dataclasses.replace(env_config, fee=env_config.fee * config.fee_multiplier)
 
 
-def make_env(market: MarketData, config: TrainConfig, env_config: EnvConfig, n_envs: int, seed: int,
-             device: torch.device) -> BatchCryptoEnv:
+def make_env(
+    market: MarketData, config: TrainConfig, env_config: EnvConfig, n_envs: int, seed: int, device: torch.device
+) -> BatchCryptoEnv:
     """A batched env; with the encoder cache it emits bar_index instead of the market window."""
-    return BatchCryptoEnv(market, n_envs, env_config, device=device, include_bar_index=True,
-                          include_market=not config.use_encoder_cache, seed=seed)
+    return BatchCryptoEnv(
+        market,
+        n_envs,
+        env_config,
+        device=device,
+        include_bar_index=True,
+        include_market=not config.use_encoder_cache,
+        seed=seed,
+    )
 
 
-def build_tqc(env: BatchCryptoEnv, encoder: CryptoMAE, config: TrainConfig, seed: int,
-              tensorboard_dir: Path | None, *, learner: type[TQC] = LeanTQC) -> TQC:
+def build_tqc(
+    env: BatchCryptoEnv,
+    encoder: CryptoMAE,
+    config: TrainConfig,
+    seed: int,
+    tensorboard_dir: Path | None,
+    *,
+    learner: type[TQC] = LeanTQC,
+) -> TQC:
     """TQC with the FoundationFeatureExtractor, the compact replay buffer and `config`'s hyperparameters.
 
     `learner` is `LeanTQC` (the same update without the work nothing reads); benchmarks pass sb3-contrib's
@@ -100,10 +141,13 @@ def build_tqc(env: BatchCryptoEnv, encoder: CryptoMAE, config: TrainConfig, seed
     """
     policy_kwargs = {
         "features_extractor_class": FoundationFeatureExtractor,
-        "features_extractor_kwargs": {"encoder": encoder.cpu(), "head": config.head,
-                                      "features_dim": config.features_dim,
-                                      "state_passthrough": config.state_passthrough,
-                                      "current_bar": config.current_bar},
+        "features_extractor_kwargs": {
+            "encoder": encoder.cpu(),
+            "head": config.head,
+            "features_dim": config.features_dim,
+            "state_passthrough": config.state_passthrough,
+            "current_bar": config.current_bar,
+        },
         "net_arch": list(config.net_arch),
         "n_quantiles": config.n_quantiles,
         "log_std_init": config.log_std_init,
@@ -111,24 +155,43 @@ def build_tqc(env: BatchCryptoEnv, encoder: CryptoMAE, config: TrainConfig, seed
     }
     if config.exact_cost_critic:
         policy_kwargs.update(cost_per_unit=env.config.fee * env.config.reward_scale, execution=env.execution)
-    smoothness = {"smoothness": config.smoothness} if config.smoothness else {}  # a LeanTQC setting
+    smoothness: dict[str, Any] = {"smoothness": config.smoothness} if config.smoothness else {}  # a LeanTQC setting
     return learner(
-        ExactCostPolicy if config.exact_cost_critic else "MultiInputPolicy", env, learning_rate=linear_decay(config.learning_rate, config.lr_final_fraction),
-        buffer_size=config.buffer_size, learning_starts=config.learning_starts, batch_size=config.batch_size,
-        tau=config.tau, gamma=config.gamma, train_freq=1, gradient_steps=config.gradient_steps,
-        ent_coef=config.ent_coef, target_entropy=config.target_entropy,
+        ExactCostPolicy if config.exact_cost_critic else "MultiInputPolicy",
+        env,
+        learning_rate=linear_decay(config.learning_rate, config.lr_final_fraction),
+        buffer_size=config.buffer_size,
+        learning_starts=config.learning_starts,
+        batch_size=config.batch_size,
+        tau=config.tau,
+        gamma=config.gamma,
+        train_freq=1,
+        gradient_steps=config.gradient_steps,
+        ent_coef=config.ent_coef,
+        target_entropy=config.target_entropy,
         top_quantiles_to_drop_per_net=config.top_quantiles_to_drop,
-        use_sde=config.use_sde, sde_sample_freq=config.sde_sample_freq,
-        replay_buffer_class=CompactReplayBuffer, replay_buffer_kwargs={
-            "market": env.market, "n_steps": config.n_steps, "gamma": config.gamma,
-            "counterfactuals": config.counterfactual_actions, "env_config": env.config,
+        use_sde=config.use_sde,
+        sde_sample_freq=config.sde_sample_freq,
+        replay_buffer_class=CompactReplayBuffer,
+        replay_buffer_kwargs={
+            "market": env.market,
+            "n_steps": config.n_steps,
+            "gamma": config.gamma,
+            "counterfactuals": config.counterfactual_actions,
+            "env_config": env.config,
             "counterfactual_w_cost_high": config.w_cost_final_high * config.counterfactual_w_cost,
-            "counterfactual_positions": config.counterfactual_positions},
-        policy_kwargs=policy_kwargs, tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
-        seed=seed, device=env.device, verbose=0, **smoothness)
+            "counterfactual_positions": config.counterfactual_positions,
+        },
+        policy_kwargs=policy_kwargs,
+        tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
+        seed=seed,
+        device=env.device,
+        verbose=0,
+        **smoothness,
+    )
 
 
-def load_trained_model(path: str | Path, device: str = "auto") -> TQC:
+def load_trained_model(path: str | Path | io.BufferedIOBase, device: str = "auto") -> TQC:
     """A saved TQC for inference (backtests, audit): no env, and a 1-transition placeholder replay buffer.
 
     Models are saved without `replay_buffer_kwargs` (the segment's market data), so the compact buffer
@@ -147,6 +210,7 @@ def set_matmul_precision(device: torch.device, tf32: bool) -> None:
 
 def linear_decay(initial: float, final_fraction: float) -> Callable[[float], float]:
     """SB3 schedule: `progress_remaining` goes 1 -> 0; the rate goes initial -> initial * final_fraction."""
+
     def schedule(progress_remaining: float) -> float:
         return initial * (final_fraction + (1.0 - final_fraction) * progress_remaining)
 
@@ -157,5 +221,10 @@ def encoder_cache_for(encoder: CryptoMAE, market: MarketData, device: torch.devi
     """Embeddings of the window ending at every bar of the segment span (train, eval and test share it)."""
     source = market.source.cpu().numpy()  # (T_span, 55)
     n_technical = encoder.config.input_dim
-    return build_encoder_cache(encoder.to(device), source[:, :n_technical], source[:, n_technical:],
-                               dtype=torch.float16 if device.type == "cuda" else torch.float32, device=device)
+    return build_encoder_cache(
+        encoder.to(device),
+        source[:, :n_technical],
+        source[:, n_technical:],
+        dtype=torch.float16 if device.type == "cuda" else torch.float32,
+        device=device,
+    )

@@ -18,7 +18,7 @@ from tests.tiny import TINY_TRAIN, tiny_encoder
 N_BARS, START = 900, 155  # a 744-step test slice: one month of hourly bars
 CLOSE = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, N_BARS)))  # (T,)
 LABELS = np.arange(N_BARS) * np.timedelta64(1, "h") + np.datetime64("2023-01-01T00")
-ENV = EnvConfig(episode_length=32, fee=0.001, reward_scale=100.0)
+ENV = EnvConfig(episode_length=32, fee=0.001, reward_scale=100.0, no_trade_band=0.0)  # identity execution
 W_COSTS = (0.0, 0.5, 1.0, 2.0)
 
 

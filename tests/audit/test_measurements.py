@@ -116,7 +116,8 @@ def scripted_policy(observation: dict[str, np.ndarray], bars: np.ndarray) -> np.
 
 @pytest.fixture(scope="module")
 def scripted():
-    return backtest(scripted_policy, TEST, TINY_ENV, AUDIT_W_COSTS, include_market=True)
+    exact = dataclasses.replace(TINY_ENV, no_trade_band=0.0)  # the scripted targets are the positions
+    return backtest(scripted_policy, TEST, exact, AUDIT_W_COSTS, include_market=True)
 
 
 def test_measurements_reads_each_number_from_where_it_lives(scripted):

@@ -89,7 +89,7 @@ def test_too_short_a_slice_is_one_clear_error():
 
 def test_in_a_backtest_the_probe_pays_the_fee_only_where_its_forecast_beats_it():
     """At w_cost 0 it is sign(forecast); the position changes only at bars where |forecast| > w_cost * fee."""
-    test, env = PLANTED.with_slice(*TEST), EnvConfig(episode_length=32, fee=0.001)
+    test, env = PLANTED.with_slice(*TEST), EnvConfig(episode_length=32, fee=0.001, no_trade_band=0.0)
     policy = ProbePolicy(fit_probe(PLANTED), test, env.fee)
     result = backtest(policy, test, env, (0.0, 1.0, 2.0), include_market=False)
     forecast = policy.forecast[result.bars]  # (T,)
@@ -133,7 +133,7 @@ def test_probe_positions_trade_only_past_the_fee_and_hold_in_between():
 
 
 def test_the_traded_probe_is_the_probe_policy_backtested_at_w_cost_1():
-    test, env = SLOW_MARKET.with_slice(*SLOW_TEST), EnvConfig(episode_length=32, fee=0.001)
+    test, env = SLOW_MARKET.with_slice(*SLOW_TEST), EnvConfig(episode_length=32, fee=0.001, no_trade_band=0.0)
     probe = trading_probe(SLOW_MARKET, env.fee)
     result = backtest(ProbePolicy(probe, test, env.fee), test, env, (1.0,), include_market=False)
     assert score_probe(probe, test, env.fee).net_sharpe == pytest.approx(result.runs[1.0].metrics.sharpe, rel=1e-9)

@@ -7,7 +7,8 @@ import torch
 from cryptorl.envs import BAR_INDEX, MARKET, POSITION, W_COST, BatchCryptoEnv, CryptoTradingEnv, EnvConfig, MarketData
 from cryptorl.errors import ConfigError
 
-CONFIG = EnvConfig(episode_length=16, fee=0.001, reward_scale=100.0, w_cost_low=0.0, w_cost_high=2.0)
+# The identity execution rule (the position is the action): the levers' own tests are in test_execution.py.
+CONFIG = EnvConfig(episode_length=16, fee=0.001, reward_scale=100.0, w_cost_low=0.0, w_cost_high=2.0, no_trade_band=0.0)
 N_ENVS = 6
 
 

@@ -6,7 +6,8 @@ from gymnasium.utils.env_checker import check_env
 from cryptorl.envs import BAR_INDEX, MARKET, POSITION, W_COST, CryptoTradingEnv, EnvConfig, MarketData
 from cryptorl.errors import ConfigError, DataError
 
-CONFIG = EnvConfig(episode_length=20, fee=0.001, reward_scale=100.0, w_cost_low=0.5, w_cost_high=2.0)
+# The identity execution rule (the position is the action): the levers' own tests are in test_execution.py.
+CONFIG = EnvConfig(episode_length=20, fee=0.001, reward_scale=100.0, w_cost_low=0.5, w_cost_high=2.0, no_trade_band=0.0)
 
 
 @pytest.fixture(scope="module")

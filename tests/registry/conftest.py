@@ -35,10 +35,11 @@ from cryptorl.training.callbacks import CHECKPOINT_EXCLUDE
 from cryptorl.training.tqc import load_trained_model
 
 # No promotion floor: what 256 steps earn is noise, and these tests are about the rest of the rule;
-# tests/registry/test_floor.py sets the floor on agents pinned to a known position.
+# tests/registry/test_floor.py sets the floor on agents pinned to a known position. No no-trade band: 256 steps
+# leave the targets inside the band around flat, every seed's positions 0 and their Sharpe ratios equal.
 OVERRIDES = {"mae.max_epochs": "1", "mae.steps_per_epoch": "5", "train.total_timesteps": "256",
              "train.checkpoints": "1", "train.eval_steps": "16", "wfo.test": "5D", "wfo.step": "5D",
-             "promotion.floor": "none"}
+             "promotion.floor": "none", "env.no_trade_band": "0"}
 DATA_END = pd.Timestamp("2018-08-19", tz="UTC")  # segment 1's test slice ends 2018-08-16 07:00: ~3 later days
 RUNS = ((0, 0), (1, 0), (1, 1))  # (segment, seed)
 

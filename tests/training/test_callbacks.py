@@ -30,7 +30,7 @@ from cryptorl.training.callbacks import (
     w_cost_range_at,
 )
 
-CONFIG = EnvConfig(episode_length=8)
+CONFIG = EnvConfig(episode_length=8, no_trade_band=0.0)  # identity execution: the positions are the actions
 N_ENVS = 4
 
 
@@ -289,7 +289,7 @@ def test_metrics_refuse_bad_settings_and_foreign_envs(market):
         UnifiedMetricsCallback(0)
     model = TQC("MultiInputPolicy", DummyVecEnv([lambda: CryptoTradingEnv(market, CONFIG)]),
                 policy_kwargs={"net_arch": [8]}, buffer_size=10, device="cpu")
-    with pytest.raises(ConfigError, match=r"needs a BatchCryptoEnv training env \(DummyVecEnv lacks last_pnl"):
+    with pytest.raises(ConfigError, match=r"needs a BatchCryptoEnv training env \(DummyVecEnv lacks its reward parts"):
         UnifiedMetricsCallback(8).init_callback(model)
 
 

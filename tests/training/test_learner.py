@@ -22,8 +22,10 @@ UPDATES = 12
 def _learner(learner: type[TQC], fused_optimizer: bool = False) -> TQC:
     """The smoke profile's model on a small random market, its replay buffer filled by the same rollout."""
     seed_everything(0)
+    # No smoothness term: sb3-contrib's TQC, the reference here, has none (tests/training/test_tqc.py tests
+    # LeanTQC's).
     config = dataclasses.replace(PROFILE.train, learning_starts=PROFILE.train.batch_size, device="cpu",
-                                 fused_optimizer=fused_optimizer)
+                                 fused_optimizer=fused_optimizer, smoothness=0.0)
     encoder = CryptoMAE(PROFILE.mae)
     env = make_env(MARKET, config, PROFILE.env, config.n_envs, seed=0, device=torch.device("cpu"))
     model = build_tqc(env, encoder, config, seed=0, tensorboard_dir=None, learner=learner)

@@ -11,7 +11,7 @@ from cryptorl.envs import BAR_INDEX, MARKET, POSITION, W_COST, BatchCryptoEnv, E
 from cryptorl.errors import ConfigError
 from cryptorl.training import CompactReplayBuffer
 
-CONFIG = EnvConfig(episode_length=8, w_cost_low=0.1, w_cost_high=1.0)
+CONFIG = EnvConfig(episode_length=8, w_cost_low=0.1, w_cost_high=1.0, no_trade_band=0.0)  # identity execution
 N_ENVS = 4
 
 

@@ -9,8 +9,12 @@ move either network (`attribution`), and whether the regime context (`film_diagn
 
 from cryptorl.audit.diagnostics.attribution import GROUPS, Attribution, attribution, transformed_embed
 from cryptorl.audit.diagnostics.critic import CriticDiagnostics, critic_diagnostics
-from cryptorl.audit.diagnostics.entropy import (EntropyDiagnostics, ScalarSeries, entropy_diagnostics,
-                                                read_scalar_trajectory)
+from cryptorl.audit.diagnostics.entropy import (
+    EntropyDiagnostics,
+    ScalarSeries,
+    entropy_diagnostics,
+    read_scalar_trajectory,
+)
 from cryptorl.audit.diagnostics.film import FilmDiagnostics, FilmStats, film_diagnostics
 from cryptorl.audit.diagnostics.hmm import HMMDiagnostics, hmm_diagnostics
 from cryptorl.audit.diagnostics.mae import MAEDiagnostics, mae_diagnostics

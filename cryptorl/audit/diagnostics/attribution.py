@@ -20,8 +20,15 @@ from dataclasses import dataclass
 import torch
 from sb3_contrib import TQC
 
-from cryptorl.audit.diagnostics.observations import (Observations, TensorObservations, as_tensors, batch_size,
-                                                     deterministic_actions, foundation_extractors, mean_q)
+from cryptorl.audit.diagnostics.observations import (
+    Observations,
+    TensorObservations,
+    as_tensors,
+    batch_size,
+    deterministic_actions,
+    foundation_extractors,
+    mean_q,
+)
 from cryptorl.envs import POSITION, W_COST
 from cryptorl.errors import ConfigError
 
@@ -63,13 +70,20 @@ def attribution(model: TQC, observations: Observations, n_repeats: int = 3, seed
             actions, q = _permuted_outputs(model, obs, group, order, base_actions)
             deltas += torch.stack([(actions - base_actions).abs().mean(), (q - base_q).abs().mean()]).cpu()
         actor_effect[group], critic_effect[group] = (deltas / n_repeats).tolist()
-    return Attribution(actor_effect, critic_effect, _shares(actor_effect), _shares(critic_effect),
-                       sum(actor_effect.values()) < NEGLIGIBLE_EFFECT,
-                       sum(critic_effect.values()) < NEGLIGIBLE_EFFECT, n_repeats)
+    return Attribution(
+        actor_effect,
+        critic_effect,
+        _shares(actor_effect),
+        _shares(critic_effect),
+        sum(actor_effect.values()) < NEGLIGIBLE_EFFECT,
+        sum(critic_effect.values()) < NEGLIGIBLE_EFFECT,
+        n_repeats,
+    )
 
 
-def _permuted_outputs(model: TQC, obs: TensorObservations, group: str, order: torch.Tensor,
-                      base_actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _permuted_outputs(
+    model: TQC, obs: TensorObservations, group: str, order: torch.Tensor, base_actions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Deterministic actions (N, 1) and Q(s, base_actions) (N,) with `group`'s rows reordered by `order`."""
     if group in (POSITION, W_COST):
         shuffled = {**obs, group: obs[group][order]}
@@ -80,8 +94,10 @@ def _permuted_outputs(model: TQC, obs: TensorObservations, group: str, order: to
 
 def _reorder_rows(group: str, order: torch.Tensor) -> EmbedTransform:
     """Reorder the technical inputs (embeddings and current bar) or the context (hmm) across states."""
-    def transform(embeddings: torch.Tensor, context: torch.Tensor, current: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+
+    def transform(
+        embeddings: torch.Tensor, context: torch.Tensor, current: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if group == TECHNICAL:
             return embeddings[order], context, current[order]
         return embeddings, context[order], current
@@ -98,13 +114,17 @@ def transformed_embed(model: TQC, transform: EmbedTransform) -> Iterator[None]:
     """
     extractors = foundation_extractors(model)
     for extractor in extractors:
-        original = extractor.embed
-        extractor.embed = lambda observations, original=original: transform(*original(observations))
+        extractor.embed = _transformed(extractor.embed, transform)  # type: ignore[method-assign]  # on purpose
     try:
         yield
     finally:
         for extractor in extractors:
             vars(extractor).pop("embed", None)
+
+
+def _transformed(embed: Callable[..., tuple], transform: Callable[..., tuple]) -> Callable[..., tuple]:
+    """`embed` whose result goes through `transform`."""
+    return lambda observations: transform(*embed(observations))
 
 
 def _shares(effects: dict[str, float]) -> dict[str, float]:

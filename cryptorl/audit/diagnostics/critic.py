@@ -16,8 +16,14 @@ import numpy as np
 import torch
 from sb3_contrib import TQC
 
-from cryptorl.audit.diagnostics.observations import (Observations, TensorObservations, as_tensors, batch_size,
-                                                     critic_quantiles, deterministic_actions)
+from cryptorl.audit.diagnostics.observations import (
+    Observations,
+    TensorObservations,
+    as_tensors,
+    batch_size,
+    critic_quantiles,
+    deterministic_actions,
+)
 from cryptorl.errors import ConfigError
 
 
@@ -41,8 +47,10 @@ class CriticDiagnostics:
 def critic_diagnostics(model: TQC, observations: Observations, n_actions: int = 21) -> CriticDiagnostics:
     """Q(s, a) for every sampled state s and every position a of an `n_actions`-point grid over [-1, 1]."""
     if model.action_space.shape != (1,) or n_actions < 2:
-        raise ConfigError(f"critic_diagnostics needs a 1-D action space and n_actions >= 2 (got action shape "
-                          f"{model.action_space.shape}, n_actions={n_actions}): use a position-in-[-1, 1] model")
+        raise ConfigError(
+            f"critic_diagnostics needs a 1-D action space and n_actions >= 2 (got action shape "
+            f"{model.action_space.shape}, n_actions={n_actions}): use a position-in-[-1, 1] model"
+        )
     obs = as_tensors(model, observations)
     grid = np.linspace(-1.0, 1.0, n_actions)  # (G,) float64, so that the midpoint is exactly 0
     quantiles = q_grid(model, obs, grid)  # (N, G, K) K = n_critics * n_quantiles
@@ -55,11 +63,18 @@ def critic_diagnostics(model: TQC, observations: Observations, n_actions: int = 
     positions = deterministic_actions(model, obs).flatten().cpu().numpy()  # (N,)
     spread = float((learned_q.max(axis=1) - learned_q.min(axis=1)).mean())
     return CriticDiagnostics(
-        grid=grid.tolist(), q_mean=q.mean(axis=0).tolist(), q_p10=np.percentile(q, 10, axis=0).tolist(),
-        q_p90=np.percentile(q, 90, axis=0).tolist(), action_spread_mean=spread, quantile_spread_mean=noise,
-        spread_ratio=spread / noise if noise > 0 else 0.0, argmax_std=float(best.std()),
-        argmax_mode=float(values[counts.argmax()]), argmax_mode_fraction=float(counts.max() / batch_size(obs)),
-        policy_argmax_gap=float(np.abs(positions - best).mean()))
+        grid=grid.tolist(),
+        q_mean=q.mean(axis=0).tolist(),
+        q_p10=np.percentile(q, 10, axis=0).tolist(),
+        q_p90=np.percentile(q, 90, axis=0).tolist(),
+        action_spread_mean=spread,
+        quantile_spread_mean=noise,
+        spread_ratio=spread / noise if noise > 0 else 0.0,
+        argmax_std=float(best.std()),
+        argmax_mode=float(values[counts.argmax()]),
+        argmax_mode_fraction=float(counts.max() / batch_size(obs)),
+        policy_argmax_gap=float(np.abs(positions - best).mean()),
+    )
 
 
 def q_grid(model: TQC, observations: TensorObservations, grid: np.ndarray, learned_only: bool = False) -> torch.Tensor:
@@ -69,6 +84,8 @@ def q_grid(model: TQC, observations: TensorObservations, grid: np.ndarray, learn
     which keeps peak memory at one batch instead of N·G windows.
     """
     n = batch_size(observations)
-    per_action = [critic_quantiles(model, observations, torch.full((n, 1), float(a), device=model.device),
-                                   learned_only) for a in grid]  # G x (N, n_critics, n_quantiles)
+    per_action = [
+        critic_quantiles(model, observations, torch.full((n, 1), float(a), device=model.device), learned_only)
+        for a in grid
+    ]  # G x (N, n_critics, n_quantiles)
     return torch.stack(per_action, dim=1).flatten(start_dim=2)

@@ -1,4 +1,4 @@
-"""Was the reward too small against the entropy bonus? The seed's collapse hypothesis, measured.
+"""Was the reward too small against the entropy bonus? The original system's collapse hypothesis, measured.
 
 TQC maximises r + α·H per step (α = ent_coef, H = -log π). When α·|H| dwarfs the spread of r, the actor
 is paid more for the shape of its noise than for where it trades; when α decays to ~0, nothing keeps it
@@ -44,8 +44,12 @@ class EntropyDiagnostics:
     entropy_dominates: bool  # bonus_to_reward_std > 1
 
 
-def entropy_diagnostics(ent_coef_trajectory: Sequence[float] | None, final_ent_coef: float,
-                        reward_stats: Mapping[str, float], policy_entropy: float | None = None) -> EntropyDiagnostics:
+def entropy_diagnostics(
+    ent_coef_trajectory: Sequence[float] | None,
+    final_ent_coef: float,
+    reward_stats: Mapping[str, float],
+    policy_entropy: float | None = None,
+) -> EntropyDiagnostics:
     """Compare the entropy bonus with the reward's spread.
 
     `reward_stats` has mean, std, min, max of the scaled per-step rewards (e.g. `asdict` of a backtest's
@@ -57,10 +61,17 @@ def entropy_diagnostics(ent_coef_trajectory: Sequence[float] | None, final_ent_c
     reward_std = float(reward_stats["std"])
     ratio = bonus / reward_std if reward_std > 0 else 0.0
     return EntropyDiagnostics(
-        final_ent_coef=float(final_ent_coef), ent_coef_first=float(trajectory[0]), ent_coef_min=float(min(trajectory)),
-        ent_coef_max=float(max(trajectory)), n_points=len(ent_coef_trajectory or []), entropy_scale=float(scale),
-        bonus_scale=float(bonus), reward={key: float(value) for key, value in reward_stats.items()},
-        bonus_to_reward_std=ratio, entropy_dominates=ratio > 1.0)
+        final_ent_coef=float(final_ent_coef),
+        ent_coef_first=float(trajectory[0]),
+        ent_coef_min=float(min(trajectory)),
+        ent_coef_max=float(max(trajectory)),
+        n_points=len(ent_coef_trajectory or []),
+        entropy_scale=float(scale),
+        bonus_scale=float(bonus),
+        reward={key: float(value) for key, value in reward_stats.items()},
+        bonus_to_reward_std=ratio,
+        entropy_dominates=ratio > 1.0,
+    )
 
 
 def read_scalar_trajectory(tensorboard_dir: str | Path, tag: str) -> ScalarSeries:
@@ -68,8 +79,10 @@ def read_scalar_trajectory(tensorboard_dir: str | Path, tag: str) -> ScalarSerie
     root = Path(tensorboard_dir)
     runs = sorted({path.parent for path in root.rglob("events.out.tfevents*")})
     if not runs:
-        raise ArtifactNotFoundError(f"no TensorBoard event files under {root}: pass the training run's "
-                                    "tensorboard_dir (TrainResult.tensorboard_dir)")
+        raise ArtifactNotFoundError(
+            f"no TensorBoard event files under {root}: pass the training run's "
+            "tensorboard_dir (TrainResult.tensorboard_dir)"
+        )
     points: dict[int, float] = {}
     tags: set[str] = set()
     for run in runs:
@@ -79,7 +92,9 @@ def read_scalar_trajectory(tensorboard_dir: str | Path, tag: str) -> ScalarSerie
         if tag in accumulator.Tags()[SCALARS]:
             points.update({event.step: event.value for event in accumulator.Scalars(tag)})
     if not points:
-        raise ArtifactNotFoundError(f"no scalar {tag!r} in the TensorBoard logs under {root}: use one of "
-                                    f"{', '.join(sorted(tags)) or 'no scalar tags found'}")
+        raise ArtifactNotFoundError(
+            f"no scalar {tag!r} in the TensorBoard logs under {root}: use one of "
+            f"{', '.join(sorted(tags)) or 'no scalar tags found'}"
+        )
     steps = sorted(points)
     return ScalarSeries(tag, steps, [float(points[step]) for step in steps])

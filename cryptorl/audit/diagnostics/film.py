@@ -43,15 +43,19 @@ class FilmDiagnostics:
 def film_diagnostics(model: TQC, observations: Observations) -> FilmDiagnostics:
     """FiLM statistics of the actor's and the critic's extractors (each has its own FiLM layer)."""
     obs = as_tensors(model, observations)
-    return FilmDiagnostics(_film_stats(model.policy.actor.features_extractor, obs),
-                           _film_stats(model.policy.critic.features_extractor, obs))
+    return FilmDiagnostics(
+        _film_stats(model.policy.actor.features_extractor, obs),
+        _film_stats(model.policy.critic.features_extractor, obs),
+    )
 
 
 @torch.no_grad()
 def _film_stats(extractor: torch.nn.Module, obs: TensorObservations) -> FilmStats:
     if not isinstance(extractor, FoundationFeatureExtractor):
-        raise ConfigError(f"the policy's extractor is a {type(extractor).__name__}, not a FoundationFeatureExtractor: "
-                          "the FiLM diagnostics need a policy built by cryptorl.training.tqc.build_tqc")
+        raise ConfigError(
+            f"the policy's extractor is a {type(extractor).__name__}, not a FoundationFeatureExtractor: "
+            "the FiLM diagnostics need a policy built by cryptorl.training.tqc.build_tqc"
+        )
     _, context, _ = extractor.embed(obs)  # (N, W, c)
     gamma, beta = extractor.film.gamma_beta(context)  # (N, W, d) each
     regimes = context[:, -1, : len(STATE_COLUMNS)].argmax(dim=-1)  # (N,) dominant state at the decision bar
@@ -59,13 +63,18 @@ def _film_stats(extractor: torch.nn.Module, obs: TensorObservations) -> FilmStat
     gamma_by = {k: gamma[regimes == k].mean(dim=(0, 1)) for k in present}  # regime -> (d,)
     beta_by = {k: beta[regimes == k].mean(dim=(0, 1)) for k in present}
     return FilmStats(
-        gamma_dev_mean=(gamma - 1).abs().mean().item(), beta_abs_mean=beta.abs().mean().item(),
-        gamma_regime_std=_std_across(list(gamma_by.values())), beta_regime_std=_std_across(list(beta_by.values())),
+        gamma_dev_mean=(gamma - 1).abs().mean().item(),
+        beta_abs_mean=beta.abs().mean().item(),
+        gamma_regime_std=_std_across(list(gamma_by.values())),
+        beta_regime_std=_std_across(list(beta_by.values())),
         regime_counts=[int((regimes == k).sum()) for k in range(len(STATE_COLUMNS))],
-        gamma_dev_by_regime=[(gamma[regimes == k] - 1).abs().mean().item() if k in gamma_by else 0.0
-                             for k in range(len(STATE_COLUMNS))],
-        beta_abs_by_regime=[beta[regimes == k].abs().mean().item() if k in beta_by else 0.0
-                            for k in range(len(STATE_COLUMNS))])
+        gamma_dev_by_regime=[
+            (gamma[regimes == k] - 1).abs().mean().item() if k in gamma_by else 0.0 for k in range(len(STATE_COLUMNS))
+        ],
+        beta_abs_by_regime=[
+            beta[regimes == k].abs().mean().item() if k in beta_by else 0.0 for k in range(len(STATE_COLUMNS))
+        ],
+    )
 
 
 def _std_across(vectors: list[torch.Tensor]) -> float:

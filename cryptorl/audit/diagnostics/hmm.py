@@ -35,12 +35,16 @@ def hmm_diagnostics(context: pd.DataFrame, log_returns: np.ndarray) -> HMMDiagno
     """Diagnostics of the test slice's context (T, 5 CONTEXT_COLUMNS) and next-bar log-returns (T,)."""
     missing = [column for column in CONTEXT_COLUMNS if column not in context.columns]
     if missing:
-        raise DataError(f"hmm_diagnostics: context lacks columns {missing}: pass RegimeModel.context(...) output "
-                        f"with {', '.join(CONTEXT_COLUMNS)}")
+        raise DataError(
+            f"hmm_diagnostics: context lacks columns {missing}: pass RegimeModel.context(...) output "
+            f"with {', '.join(CONTEXT_COLUMNS)}"
+        )
     returns = np.asarray(log_returns, dtype=np.float64)  # (T,)
     if returns.shape != (len(context),):
-        raise DataError(f"hmm_diagnostics: log_returns has shape {returns.shape} but context has {len(context)} rows: "
-                        "pass the next-bar log-returns of the same bars")
+        raise DataError(
+            f"hmm_diagnostics: log_returns has shape {returns.shape} but context has {len(context)} rows: "
+            "pass the next-bar log-returns of the same bars"
+        )
     values = context[list(CONTEXT_COLUMNS)].to_numpy(np.float64)  # (T, 5)
     finite = np.isfinite(values).all(axis=1) & np.isfinite(returns)
     if not finite.any():
@@ -50,12 +54,16 @@ def hmm_diagnostics(context: pd.DataFrame, log_returns: np.ndarray) -> HMMDiagno
     run_states, run_lengths = run_lengths_of(states)
     k = range(len(STATE_COLUMNS))
     return HMMDiagnostics(
-        n_bars=len(states), occupancy_prob=probs.mean(axis=0).tolist(),
-        occupancy_argmax=[float((states == s).mean()) for s in k], mean_run_length=float(run_lengths.mean()),
-        run_length_by_state=[_mean(run_lengths[run_states == s]) for s in k], n_switches=len(run_lengths) - 1,
+        n_bars=len(states),
+        occupancy_prob=probs.mean(axis=0).tolist(),
+        occupancy_argmax=[float((states == s).mean()) for s in k],
+        mean_run_length=float(run_lengths.mean()),
+        run_length_by_state=[_mean(run_lengths[run_states == s]) for s in k],
+        n_switches=len(run_lengths) - 1,
         return_mean_by_state=[_mean(returns[states == s]) for s in k],
         return_vol_by_state=[float(returns[states == s].std()) if (states == s).any() else 0.0 for s in k],
-        entropy_mean=float(entropy.mean()))
+        entropy_mean=float(entropy.mean()),
+    )
 
 
 def run_lengths_of(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -25,8 +25,14 @@ Observations = Mapping[str, np.ndarray | torch.Tensor]  # key -> (N, ...) one ro
 TensorObservations = dict[str, torch.Tensor]
 
 
-def sample_states(market: MarketData, env_config: EnvConfig, observation_space: spaces.Dict, n: int, seed: int,
-                  w_costs: Sequence[float] | None = None) -> dict[str, np.ndarray]:
+def sample_states(
+    market: MarketData,
+    env_config: EnvConfig,
+    observation_space: spaces.Dict,
+    n: int,
+    seed: int,
+    w_costs: Sequence[float] | None = None,
+) -> dict[str, np.ndarray]:
     """Observations (float32, one row per state) of `n` random decision bars of `market`'s slice.
 
     Keys follow `observation_space` (the model's): `market` (n, W, F) windows and/or `bar_index` (n, 1)
@@ -35,11 +41,15 @@ def sample_states(market: MarketData, env_config: EnvConfig, observation_space: 
     """
     unknown = sorted(set(observation_space.spaces) - {MARKET, BAR_INDEX, POSITION, W_COST})
     if unknown:
-        raise ConfigError(f"observation space has keys {unknown} the diagnostics cannot sample: use a model trained "
-                          f"on BatchCryptoEnv observations ({MARKET}, {BAR_INDEX}, {POSITION}, {W_COST})")
+        raise ConfigError(
+            f"observation space has keys {unknown} the diagnostics cannot sample: use a model trained "
+            f"on BatchCryptoEnv observations ({MARKET}, {BAR_INDEX}, {POSITION}, {W_COST})"
+        )
     if w_costs is not None and len(w_costs) == 0:
-        raise ConfigError("sample_states got an empty w_costs list: pass at least one cost weight, or None to draw "
-                          "from env.w_cost_low..env.w_cost_high")
+        raise ConfigError(
+            "sample_states got an empty w_costs list: pass at least one cost weight, or None to draw "
+            "from env.w_cost_low..env.w_cost_high"
+        )
     rng = np.random.default_rng(seed)
     bars = rng.integers(market.start, market.stop - 1, n)  # (n,) decision bars: bar t+1 is in the slice too
     if w_costs is None:
@@ -47,8 +57,9 @@ def sample_states(market: MarketData, env_config: EnvConfig, observation_space: 
     else:
         w_cost = rng.choice(np.asarray(w_costs, dtype=np.float64), n)
     columns = {POSITION: rng.uniform(-1.0, 1.0, n), W_COST: w_cost, BAR_INDEX: bars}
-    observations = {key: columns[key].astype(np.float32).reshape(n, 1)
-                    for key in observation_space.spaces if key != MARKET}
+    observations = {
+        key: columns[key].astype(np.float32).reshape(n, 1) for key in observation_space.spaces if key != MARKET
+    }
     if MARKET in observation_space.spaces:
         observations[MARKET] = market.windows(torch.as_tensor(bars)).cpu().numpy()  # (n, W, F)
     return observations
@@ -56,8 +67,9 @@ def sample_states(market: MarketData, env_config: EnvConfig, observation_space: 
 
 def as_tensors(model: TQC, observations: Observations) -> TensorObservations:
     """float32 tensors on the model's device (SB3's Box preprocessing is exactly this cast)."""
-    return {key: torch.as_tensor(value, dtype=torch.float32, device=model.device)
-            for key, value in observations.items()}
+    return {
+        key: torch.as_tensor(value, dtype=torch.float32, device=model.device) for key, value in observations.items()
+    }
 
 
 def batch_size(observations: Observations) -> int:
@@ -68,8 +80,10 @@ def foundation_extractors(model: TQC) -> list[FoundationFeatureExtractor]:
     """Every FoundationFeatureExtractor of the policy (actor, critic, target critic), each once."""
     extractors = [m for m in model.policy.modules() if isinstance(m, FoundationFeatureExtractor)]
     if not extractors:
-        raise ConfigError(f"{type(model.policy).__name__} has no FoundationFeatureExtractor: the attribution and "
-                          "FiLM diagnostics need a policy built by cryptorl.training.tqc.build_tqc")
+        raise ConfigError(
+            f"{type(model.policy).__name__} has no FoundationFeatureExtractor: the attribution and "
+            "FiLM diagnostics need a policy built by cryptorl.training.tqc.build_tqc"
+        )
     return extractors
 
 
@@ -80,8 +94,9 @@ def deterministic_actions(model: TQC, observations: TensorObservations) -> torch
 
 
 @torch.no_grad()
-def critic_quantiles(model: TQC, observations: TensorObservations, actions: torch.Tensor,
-                     learned_only: bool = False) -> torch.Tensor:
+def critic_quantiles(
+    model: TQC, observations: TensorObservations, actions: torch.Tensor, learned_only: bool = False
+) -> torch.Tensor:
     """Z(s, a): (N, n_critics, n_quantiles) for actions (N, A).
 
     `learned_only`: what the critic networks learned, without the exact immediate cost an `ExactCostCritic`

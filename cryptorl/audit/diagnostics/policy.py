@@ -17,8 +17,13 @@ import torch
 from sb3_contrib import TQC
 from sb3_contrib.tqc.policies import Actor
 
-from cryptorl.audit.diagnostics.observations import (Observations, TensorObservations, as_tensors, batch_size,
-                                                     deterministic_actions)
+from cryptorl.audit.diagnostics.observations import (
+    Observations,
+    TensorObservations,
+    as_tensors,
+    batch_size,
+    deterministic_actions,
+)
 from cryptorl.errors import ConfigError
 from cryptorl.training.callbacks.metrics import SATURATED
 
@@ -65,8 +70,7 @@ class GsdeDiagnostics:
     latent_sde_norm_mean: float  # mean |latent_sde(s)|: the state-dependent factor of the gSDE std (0 without gSDE)
 
 
-def action_diagnostics(model: TQC, observations: Observations, n_samples: int = 64,
-                       seed: int = 0) -> ActionDiagnostics:
+def action_diagnostics(model: TQC, observations: Observations, n_samples: int = 64, seed: int = 0) -> ActionDiagnostics:
     """Positions, saturation and stochastic spread of `model`'s actor on the sampled states."""
     if n_samples < 2:
         raise ConfigError(f"action_diagnostics n_samples={n_samples}: use at least 2 draws per state (e.g. 64)")
@@ -79,13 +83,20 @@ def action_diagnostics(model: TQC, observations: Observations, n_samples: int = 
     counts, edges = np.histogram(positions, bins=HISTOGRAM_BINS, range=(-1.0, 1.0))
     threshold = _pre_tanh_threshold(actor)
     return ActionDiagnostics(
-        n_states=batch_size(observations), position_mean=float(positions.mean()),
-        position_std=float(positions.std()), position_min=float(positions.min()),
-        position_max=float(positions.max()), histogram_edges=edges.tolist(),
+        n_states=batch_size(observations),
+        position_mean=float(positions.mean()),
+        position_std=float(positions.std()),
+        position_min=float(positions.min()),
+        position_max=float(positions.max()),
+        histogram_edges=edges.tolist(),
         histogram_fractions=(counts / counts.sum()).tolist(),
-        saturated_fraction=float((np.abs(positions) > SATURATED).mean()), pre_tanh_threshold=threshold,
-        pre_tanh_saturated_fraction=float((mean.abs() >= threshold).float().mean()), n_samples=n_samples,
-        sampled_std_mean=sampled_std, entropy_mean=entropy)
+        saturated_fraction=float((np.abs(positions) > SATURATED).mean()),
+        pre_tanh_threshold=threshold,
+        pre_tanh_saturated_fraction=float((mean.abs() >= threshold).float().mean()),
+        n_samples=n_samples,
+        sampled_std_mean=sampled_std,
+        entropy_mean=entropy,
+    )
 
 
 def gsde_diagnostics(model: TQC, observations: Observations) -> GsdeDiagnostics:
@@ -97,10 +108,15 @@ def gsde_diagnostics(model: TQC, observations: Observations) -> GsdeDiagnostics:
         _, std = pre_tanh_gaussian(actor, obs)  # (N, A)
     latent_norm = kwargs["latent_sde"].norm(dim=-1).mean().item() if actor.use_sde else 0.0
     return GsdeDiagnostics(
-        uses_sde=actor.use_sde, log_std_mean=log_std.mean().item(), log_std_min=log_std.min().item(),
-        log_std_max=log_std.max().item(), exploration_std_mean=std.mean().item(),
-        exploration_std_min=std.min().item(), exploration_std_max=std.max().item(),
-        latent_sde_norm_mean=latent_norm)
+        uses_sde=actor.use_sde,
+        log_std_mean=log_std.mean().item(),
+        log_std_min=log_std.min().item(),
+        log_std_max=log_std.max().item(),
+        exploration_std_mean=std.mean().item(),
+        exploration_std_min=std.min().item(),
+        exploration_std_max=std.max().item(),
+        latent_sde_norm_mean=latent_norm,
+    )
 
 
 def pre_tanh_gaussian(actor: Actor, observations: TensorObservations) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,18 +27,29 @@ from cryptorl.training.callbacks.entropy import EntropyFloorCallback, current_en
 from cryptorl.training.callbacks.metrics import ROLLOUT_METRICS, UnifiedMetricsCallback
 
 
-def make_callbacks(save_dir: str | Path, save_freq_steps: int, log_freq_steps: int, *,
-                   min_ent_coef: float = 0.01, w_cost_start: WCostRange = (0.0, 0.0),
-                   w_cost_final: WCostRange = (0.0, 2.0), warmup_fraction: float = 0.1,
-                   ramp_fraction: float = 0.6, keep_last: int = 3, eval_env: VecEnv | None = None,
-                   eval_steps: int = 512) -> CallbackList:
-    """The seed's four callbacks, configured, in a `CallbackList` for `model.learn(callback=...)`."""
-    return CallbackList([
-        EntropyFloorCallback(min_ent_coef),
-        MORLCurriculumCallback(w_cost_start, w_cost_final, warmup_fraction, ramp_fraction),
-        RotatingCheckpointCallback(save_dir, save_freq_steps, keep_last, eval_env, eval_steps),
-        UnifiedMetricsCallback(log_freq_steps),
-    ])
+def make_callbacks(
+    save_dir: str | Path,
+    save_freq_steps: int,
+    log_freq_steps: int,
+    *,
+    min_ent_coef: float = 0.01,
+    w_cost_start: WCostRange = (0.0, 0.0),
+    w_cost_final: WCostRange = (0.0, 2.0),
+    warmup_fraction: float = 0.1,
+    ramp_fraction: float = 0.6,
+    keep_last: int = 3,
+    eval_env: VecEnv | None = None,
+    eval_steps: int = 512,
+) -> CallbackList:
+    """The original system's four callbacks, configured, in a `CallbackList` for `model.learn(callback=...)`."""
+    return CallbackList(
+        [
+            EntropyFloorCallback(min_ent_coef),
+            MORLCurriculumCallback(w_cost_start, w_cost_final, warmup_fraction, ramp_fraction),
+            RotatingCheckpointCallback(save_dir, save_freq_steps, keep_last, eval_env, eval_steps),
+            UnifiedMetricsCallback(log_freq_steps),
+        ]
+    )
 
 
 __all__ = [

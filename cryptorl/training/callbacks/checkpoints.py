@@ -13,6 +13,7 @@ counters, so a resume cannot silently change hyperparameters.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -22,9 +23,11 @@ import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import numpy as np
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file, recursive_setattr
@@ -48,8 +51,9 @@ def list_checkpoints(save_dir: str | Path) -> list[tuple[int, Path]]:
     """(step, path) of every `ckpt_<step>.zip` in `save_dir`, oldest first (by step, not by name)."""
     if not Path(save_dir).is_dir():
         return []
-    found = [(int(match[1]), path) for path in Path(save_dir).iterdir()
-             if (match := _CHECKPOINT_NAME.fullmatch(path.name))]
+    found = [
+        (int(match[1]), path) for path in Path(save_dir).iterdir() if (match := _CHECKPOINT_NAME.fullmatch(path.name))
+    ]
     return sorted(found)
 
 
@@ -59,18 +63,19 @@ def latest_checkpoint(save_dir: str | Path) -> Path | None:
     return checkpoints[-1][1] if checkpoints else None
 
 
-def evaluate_mean_reward(model: OffPolicyAlgorithm, env: VecEnv, n_steps: int, seed: int) -> float:
+def evaluate_mean_reward(model: BaseAlgorithm, env: VecEnv, n_steps: int, seed: int) -> float:
     """Mean reward per env-step of the deterministic policy over `n_steps` steps of every env of `env`.
 
     The env is reseeded first, so every evaluation sees the same start bars and w_costs: scores of
     successive checkpoints are comparable.
     """
     env.seed(seed)
-    observation = env.reset()
+    observation = cast(dict[str, np.ndarray], env.reset())  # a BatchCryptoEnv observes dicts
     total = 0.0
     for _ in range(n_steps):
         actions, _ = model.predict(observation, deterministic=True)
-        observation, rewards, _, _ = env.step(actions)
+        next_observation, rewards, _, _ = env.step(actions)
+        observation = cast(dict[str, np.ndarray], next_observation)
         total += float(rewards.mean())
     return total / n_steps
 
@@ -86,9 +91,17 @@ class RotatingCheckpointCallback(BaseCallback):
     a resume through `best.json`.
     """
 
-    def __init__(self, save_dir: str | Path, save_freq_steps: int, keep_last: int = 3,
-                 eval_env: VecEnv | None = None, eval_steps: int = 512, eval_seed: int = 0,
-                 exclude: Sequence[str] = CHECKPOINT_EXCLUDE, verbose: int = 0):
+    def __init__(
+        self,
+        save_dir: str | Path,
+        save_freq_steps: int,
+        keep_last: int = 3,
+        eval_env: VecEnv | None = None,
+        eval_steps: int = 512,
+        eval_seed: int = 0,
+        exclude: Sequence[str] = CHECKPOINT_EXCLUDE,
+        verbose: int = 0,
+    ):
         super().__init__(verbose)
         for name, value in (("save_freq_steps", save_freq_steps), ("keep_last", keep_last), ("eval_steps", eval_steps)):
             if value < 1:
@@ -103,8 +116,10 @@ class RotatingCheckpointCallback(BaseCallback):
 
     def _init_callback(self) -> None:
         if self.eval_env is not None and self.eval_env.unwrapped is self.training_env.unwrapped:
-            raise ConfigError("RotatingCheckpointCallback eval_env is the training env: evaluating would reset "
-                              "training episodes; build a second env (e.g. on the eval slice)")
+            raise ConfigError(
+                "RotatingCheckpointCallback eval_env is the training env: evaluating would reset "
+                "training episodes; build a second env (e.g. on the eval slice)"
+            )
         self.save_dir.mkdir(parents=True, exist_ok=True)
         best_info = self.save_dir / BEST_INFO
         if best_info.exists():  # a resumed run must beat the best of the run it continues
@@ -125,13 +140,13 @@ class RotatingCheckpointCallback(BaseCallback):
         path = checkpoint_path(self.save_dir, step)
         _atomic_write(path, lambda handle: self.model.save(handle, exclude=self.exclude))
         self._last_saved_step = step
-        for _, old in list_checkpoints(self.save_dir)[:-self.keep_last]:
+        for _, old in list_checkpoints(self.save_dir)[: -self.keep_last]:
             old.unlink()
         if self.eval_env is not None:
-            self._evaluate(step, path)
+            self._evaluate(step, path, self.eval_env)
 
-    def _evaluate(self, step: int, path: Path) -> None:
-        score = evaluate_mean_reward(self.model, self.eval_env, self.eval_steps, self.eval_seed)
+    def _evaluate(self, step: int, path: Path, eval_env: VecEnv) -> None:
+        score = evaluate_mean_reward(self.model, eval_env, self.eval_steps, self.eval_seed)
         self.evaluations.append((step, score))
         self.logger.record("eval/mean_reward", score)
         if score > self.best_score:
@@ -150,12 +165,17 @@ def restore_checkpoint(model: Model, path: str | Path) -> Model:
     """
     try:
         data, params, variables = load_from_zip_file(path, device=model.device)
-        check_for_correct_spaces(model.get_env(), data["observation_space"], data["action_space"])
+        env = model.get_env()
+        if data is None or env is None:  # an archive without `data`, or a model built without its env
+            raise TypeError("the checkpoint holds no model data, or the model has no env")
+        check_for_correct_spaces(env, data["observation_space"], data["action_space"])
         model.set_parameters(params, exact_match=True, device=model.device)
     except (ValueError, RuntimeError, KeyError, TypeError) as exc:  # TypeError: an archive without `data`
         reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        raise CheckpointError(f"cannot resume from {path}: {reason}; resume with the model configuration it "
-                              "was trained with, or move the checkpoint directory away to start fresh") from None
+        raise CheckpointError(
+            f"cannot resume from {path}: {reason}; resume with the model configuration it "
+            "was trained with, or move the checkpoint directory away to start fresh"
+        ) from None
     for name, value in (variables or {}).items():
         if isinstance(value, torch.Tensor):  # e.g. log_ent_coef; `.data` keeps the tensor its optimizer holds
             recursive_setattr(model, f"{name}.data", value.data)
@@ -176,8 +196,12 @@ def resume_or_create(make_model: Callable[[], Model], save_dir: str | Path) -> M
     for _, path in reversed(list_checkpoints(save_dir)):
         if is_complete_checkpoint(path):
             return restore_checkpoint(model, path)
-        warnings.warn(f"skipping checkpoint {path}: not a complete checkpoint (an interrupted write?); "
-                      "resuming from an older checkpoint or from scratch", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"skipping checkpoint {path}: not a complete checkpoint (an interrupted write?); "
+            "resuming from an older checkpoint or from scratch",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return model
 
 
@@ -206,7 +230,7 @@ def learn_until(model: Model, total_timesteps: int, **learn_kwargs: Any) -> Mode
     return model.learn(total_timesteps=remaining, reset_num_timesteps=False, **learn_kwargs)
 
 
-def _atomic_write(target: Path, write: Callable[[IO[bytes]], Any]) -> None:
+def _atomic_write(target: Path, write: Callable[[io.BufferedWriter], Any]) -> None:
     """Stream `write(handle)` into a temporary file beside `target`, fsync it, then rename it to `target`."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:

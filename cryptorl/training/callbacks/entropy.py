@@ -1,6 +1,6 @@
 """`EntropyFloorCallback`: keep SAC/TQC's learned entropy coefficient above a floor.
 
-Why: the seed collapsed to a constant position while `ent_coef` decayed to ~0. With a reward this small the
+Why: the original system collapsed to a constant position while `ent_coef` decayed to ~0. With a reward this small the
 automatic temperature tuning keeps lowering the coefficient whenever the policy's entropy is above the
 target; near 0 the actor maximises Q alone and settles on one action that nothing pushes it away from. A
 floor keeps a minimum of exploration pressure while still letting the coefficient adapt above it.
@@ -24,8 +24,10 @@ def current_ent_coef(model: BaseAlgorithm) -> float:
         return float(log_ent_coef.detach().exp().item())
     fixed = getattr(model, "ent_coef_tensor", None)
     if fixed is None:
-        raise ConfigError(f"{type(model).__name__} has no entropy coefficient: the entropy floor and metrics "
-                          "need an entropy-regularised algorithm (TQC or SAC)")
+        raise ConfigError(
+            f"{type(model).__name__} has no entropy coefficient: the entropy floor and metrics "
+            "need an entropy-regularised algorithm (TQC or SAC)"
+        )
     return float(fixed.item())
 
 
@@ -48,10 +50,12 @@ class EntropyFloorCallback(BaseCallback):
 
     def _init_callback(self) -> None:
         ent_coef = current_ent_coef(self.model)  # also refuses algorithms without an entropy coefficient
-        if self.model.log_ent_coef is None and ent_coef < self.min_ent_coef:
-            raise ConfigError(f"fixed ent_coef={ent_coef:g} is below EntropyFloorCallback min_ent_coef="
-                              f"{self.min_ent_coef:g}: use ent_coef='auto_0.5' (learned, floored) or a fixed "
-                              f"value >= {self.min_ent_coef:g}")
+        if getattr(self.model, "log_ent_coef", None) is None and ent_coef < self.min_ent_coef:
+            raise ConfigError(
+                f"fixed ent_coef={ent_coef:g} is below EntropyFloorCallback min_ent_coef="
+                f"{self.min_ent_coef:g}: use ent_coef='auto_0.5' (learned, floored) or a fixed "
+                f"value >= {self.min_ent_coef:g}"
+            )
 
     def _on_training_start(self) -> None:
         self._clamp()
@@ -66,7 +70,7 @@ class EntropyFloorCallback(BaseCallback):
         self._clamp()
 
     def _clamp(self) -> None:
-        log_ent_coef = self.model.log_ent_coef
+        log_ent_coef = getattr(self.model, "log_ent_coef", None)  # None: a fixed coefficient
         if log_ent_coef is not None:
             with torch.no_grad():  # in place: the entropy optimizer holds this very tensor
                 log_ent_coef.clamp_(min=self.min_log_ent_coef)

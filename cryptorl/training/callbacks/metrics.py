@@ -10,17 +10,27 @@ this callback, pass `log_interval=None` to `learn` so SB3 does not dump on its o
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
+from cryptorl.envs import BatchCryptoEnv
 from cryptorl.errors import ConfigError
 from cryptorl.training.callbacks.entropy import current_ent_coef
 
 # Names of the accumulated rollout statistics, in the order of the accumulator vector; logged as rollout/<name>.
-ROLLOUT_METRICS = ("pnl", "cost", "reward_scaled", "position_mean", "position_std", "position_abs_mean",
-                   "turnover", "action_saturation")
+ROLLOUT_METRICS = (
+    "pnl",
+    "cost",
+    "reward_scaled",
+    "position_mean",
+    "position_std",
+    "position_abs_mean",
+    "turnover",
+    "action_saturation",
+)
 SATURATED = 0.99  # |action| above this counts as saturated (tanh-squashed actions pile up at ±1 on collapse)
-_ENV_TENSORS = ("last_pnl", "last_cost", "positions", "config")
 
 
 class UnifiedMetricsCallback(BaseCallback):
@@ -45,14 +55,20 @@ class UnifiedMetricsCallback(BaseCallback):
 
     def _init_callback(self) -> None:
         env = self.training_env.unwrapped
-        missing = [name for name in _ENV_TENSORS if not hasattr(env, name)]
-        if missing:
-            raise ConfigError(f"UnifiedMetricsCallback needs a BatchCryptoEnv training env ({type(env).__name__} "
-                              f"lacks {', '.join(missing)}): train on cryptorl.envs.BatchCryptoEnv")
+        if not isinstance(env, BatchCryptoEnv):
+            raise ConfigError(
+                f"UnifiedMetricsCallback needs a BatchCryptoEnv training env ({type(env).__name__} lacks its reward "
+                "parts and positions): train on cryptorl.envs.BatchCryptoEnv"
+            )
         current_ent_coef(self.model)  # refuses algorithms without an entropy coefficient before training
 
-    def _on_training_start(self) -> None:
+    def _env(self) -> BatchCryptoEnv:
         env = self.training_env.unwrapped
+        assert isinstance(env, BatchCryptoEnv)  # _init_callback
+        return env
+
+    def _on_training_start(self) -> None:
+        env = self._env()
         self._held = env.positions.double()  # (n,) after the reset in learn()
         self._sums = torch.zeros(len(ROLLOUT_METRICS), dtype=torch.float64, device=self._held.device)
         self._n_steps = 0
@@ -69,30 +85,33 @@ class UnifiedMetricsCallback(BaseCallback):
             self._dump()
 
     def _accumulate(self) -> None:
-        env = self.training_env.unwrapped
+        env = self._env()
         actions = torch.as_tensor(self.locals["actions"], device=self._held.device).reshape(-1).double()  # (n,)
-        held = actions.clamp(-1.0, 1.0)  # (n,) the position held during this step, as the env applies it
+        held = env.last_positions.double()  # (n,) the position held during this step: what the execution rule took
         pnl, cost = env.last_pnl, env.last_cost  # (n,) float64, unscaled
-        self._sums += torch.stack([
-            pnl.mean(),
-            cost.mean(),
-            (pnl - cost).mean() * env.config.reward_scale,
-            held.mean(),
-            held.std(correction=0),
-            held.abs().mean(),
-            (held - self._held).abs().mean(),
-            (actions.abs() > SATURATED).double().mean(),
-        ])
+        self._sums += torch.stack(
+            [
+                pnl.mean(),
+                cost.mean(),
+                (pnl - cost).mean() * env.config.reward_scale,
+                held.mean(),
+                held.std(correction=0),
+                held.abs().mean(),
+                (held - self._held).abs().mean(),
+                (actions.abs() > SATURATED).double().mean(),
+            ]
+        )
         self._held = env.positions.double()  # envs whose episode just ended start flat
         self._n_steps += 1
 
     def _dump(self) -> None:
         step = self.model.num_timesteps
-        for name, value in zip(ROLLOUT_METRICS, (self._sums / max(self._n_steps, 1)).tolist()):
+        for name, value in zip(ROLLOUT_METRICS, (self._sums / max(self._n_steps, 1)).tolist(), strict=True):
             self.logger.record(f"rollout/{name}", value)
         self.logger.record("train/ent_coef", current_ent_coef(self.model))
         if self.model.use_sde:
-            self.logger.record("train/log_std_mean", float(self.model.actor.log_std.detach().mean().item()))
+            log_std = cast(Any, self.model).actor.log_std  # gSDE's noise scale (TQC's actor; BaseAlgorithm has none)
+            self.logger.record("train/log_std_mean", float(log_std.detach().mean().item()))
         self.logger.dump(step=step)
         self._sums.zero_()
         self._n_steps = 0
