@@ -70,7 +70,7 @@ class RunSpec(BaseModel):
     @field_validator("seeds", mode="before")
     @classmethod
     def _seed_list(cls, value: Any) -> Any:
-        return [] if value is None or value == "" else parse_seeds(value)
+        return [] if value is None or value == "" or value == [] else parse_seeds(value)
 
     @field_validator("timesteps", mode="before")
     @classmethod

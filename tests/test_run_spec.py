@@ -46,6 +46,11 @@ def test_the_spec_resolves_its_profile_once_and_keeps_it_when_pinned(monkeypatch
     assert RunSpec.parse(**json.loads(pinned.model_dump_json())).config == spec.config  # a deployment's JSON
 
 
+def test_every_default_survives_a_round_trip_through_json():
+    """What a parent flow sends a deployment run: the spec's JSON, empty seeds and data included."""
+    assert RunSpec.parse(**json.loads(RunSpec().model_dump_json())) == RunSpec()
+
+
 def test_the_old_profile_and_head_names_still_work_with_one_note():
     with pytest.warns(FutureWarning, match="profile 'seed' is now called 'reference'"):
         spec = RunSpec.parse(profile="seed")
