@@ -79,6 +79,18 @@ def _add_seeds_arg(parser: argparse.ArgumentParser, default: str | None = None) 
     parser.add_argument("--seeds", default=default, metavar="0,1,2", help="comma-separated " + _described("seeds"))
 
 
+def _add_fan_out_args(parser: argparse.ArgumentParser, unit: str, seeds_default: str | None) -> None:
+    """What a command running many segment runs takes: --segments, the flow args, --seeds, --via-deployments."""
+    parser.add_argument("--segments", default="all", help=f"{SEGMENTS_SYNTAX} (default: all)")
+    _add_flow_args(parser)
+    _add_seeds_arg(parser, default=seeds_default)
+    parser.add_argument(
+        "--via-deployments",
+        action="store_true",
+        help=f"submit each {unit} to the `wfo-segment` deployment (workers of the `gpu` pool)",
+    )
+
+
 def _add_flow_args(parser: argparse.ArgumentParser) -> None:
     """What every segment flow run takes: config, store, --clean, --timesteps (the fields of a `RunSpec`)."""
     _add_config_args(parser)
@@ -188,14 +200,7 @@ def _add_orchestration_commands(commands: argparse._SubParsersAction, data: argp
     _set_handler(append, _cmd_data_append)
 
     wfo = commands.add_parser("wfo", help="run many WFO segments in parallel (the Prefect full-wfo flow) and summarize")
-    wfo.add_argument("--segments", default="all", help=f"{SEGMENTS_SYNTAX} (default: all)")
-    _add_flow_args(wfo)
-    _add_seeds_arg(wfo)
-    wfo.add_argument(
-        "--via-deployments",
-        action="store_true",
-        help="submit each segment to the `wfo-segment` deployment (workers of the `gpu` pool)",
-    )
+    _add_fan_out_args(wfo, "segment", seeds_default=None)
     _set_handler(wfo, cmd_wfo)
 
     study = commands.add_parser(
@@ -222,14 +227,7 @@ def _add_orchestration_commands(commands: argparse._SubParsersAction, data: argp
         metavar="FILE.json",
         help='settings as a JSON object {"NAME": {"STAGE.KEY": VALUE, ...}, ...} (path or URL)',
     )
-    _add_seeds_arg(study, default="0")
-    study.add_argument("--segments", default="all", help=f"{SEGMENTS_SYNTAX} (default: all)")
-    _add_flow_args(study)
-    study.add_argument(
-        "--via-deployments",
-        action="store_true",
-        help="submit each run to the `wfo-segment` deployment (workers of the `gpu` pool)",
-    )
+    _add_fan_out_args(study, "run", seeds_default="0")
     _set_handler(study, cmd_study)
 
     tensorboard = commands.add_parser("tensorboard", help="sync TensorBoard logs from the store and start TensorBoard")
