@@ -18,7 +18,7 @@ export PREFECT_API_URL="http://127.0.0.1:$UI_PORT/api"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false  # telemetry cannot leave this machine anyway
 export CRYPTORL_HOME="$ROOT"
 export CRYPTORL_STORAGE="${CRYPTORL_STORAGE:-file://$ROOT/artifacts}"
-export CRYPTORL_PROFILE="${CRYPTORL_PROFILE:-smoke}"  # the deployments' default profile (prefect.yaml: null)
+export CRYPTORL_PROFILE="${CRYPTORL_PROFILE:-smoke}"  # the deployments' default profile (prefect.yaml: spec.profile default)
 HEALTH_TIMEOUT_S=180  # 11-22 s measured on 2 cores; first start also builds the UI
 
 running() { [[ -f "$UI_DIR/$1.pid" ]] && kill -0 "$(cat "$UI_DIR/$1.pid")" 2>/dev/null; }
