@@ -22,7 +22,7 @@ from cryptorl.run_spec import SEGMENTS_SYNTAX, RunSpec
 from cryptorl.storage import ArtifactStore
 from cryptorl.study import SETTING_SYNTAX
 from cryptorl.tensorboard_sync import TENSORBOARD_HOST, default_cache_dir, sync_tensorboard, tensorboard_command
-from cryptorl.wfo import make_segments, warmup_shortfall
+from cryptorl.wfo import coverage_line, make_segments, warmup_shortfall
 
 EXIT_BAD_INPUT = 2
 
@@ -179,6 +179,7 @@ def _cmd_segments(args: argparse.Namespace) -> int:
     for segment in segments:
         shortfall = warmup_shortfall(ohlcv.index, segment)
         print(segment.describe() if shortfall is None else f"segment {segment.index}: cannot run: {shortfall}")
+    print(coverage_line(ohlcv.index, spec.config.wfo))
     return 0
 
 

@@ -19,7 +19,7 @@ from cryptorl.registry import decisions
 from cryptorl.run_spec import RunSpec, select_segments
 from cryptorl.storage import ArtifactStore, write_url
 from cryptorl.study import check_grid, grid_from_cli, render_text
-from cryptorl.wfo import Segment, check_warmup, get_segment, make_segments
+from cryptorl.wfo import Segment, check_warmup, coverage_line, get_segment, make_segments
 
 
 def spec_from(args: argparse.Namespace) -> RunSpec:
@@ -190,6 +190,7 @@ def _selected_segments(selection: str, spec: RunSpec) -> list[int]:
     numbers = select_segments(selection, len(segments))
     for number in numbers:
         print(segments[number].describe())
+    print(coverage_line(ohlcv.index, spec.config.wfo))
     _check_plan(spec, ohlcv.index, [segments[number] for number in numbers])
     return numbers
 

@@ -67,6 +67,32 @@ def make_segments(index: pd.DatetimeIndex, config: WFOConfig) -> list[Segment]:
         segments.append(segment)
 
 
+def coverage_line(index: pd.DatetimeIndex, config: WFOConfig) -> str:
+    """What `latest` trains and what it leaves idle: the bars after the newest segment's test slice (used by no
+    segment yet) and how many more bars complete the next segment of the grid."""
+    segments = make_segments(index, config)
+    bar = _bar(index)
+    horizon = len(index) + int(pd.Timedelta(days=3 * 366) / bar)  # enough for any segment of a few years
+    future = pd.date_range(index[-1] + bar, periods=horizon, freq=bar)  # the grid's bars to come
+    upcoming = _segment_at(
+        index.append(future), len(segments), pd.Timestamp(config.first_train_start, tz="UTC"), config
+    )
+    after = (
+        f"; segment {upcoming.index} completes in {upcoming.test.stop - len(index):,} more bars "
+        f"(its test slice ends {upcoming.test.last:%Y-%m-%d %H:%M})"
+        if upcoming is not None
+        else ""
+    )
+    if not segments:
+        return f"no segment is complete yet{after}"
+    newest = segments[-1]
+    idle = len(index) - newest.test.stop
+    return (
+        f"latest is segment {newest.index}: its test slice ends {newest.test.last:%Y-%m-%d %H:%M}; "
+        f"{idle:,} newer bar{'s' * (idle != 1)} (to {index[-1]:%Y-%m-%d %H:%M}) are in no segment yet{after}"
+    )
+
+
 def get_segment(index: pd.DatetimeIndex, config: WFOConfig, number: int) -> Segment:
     segments = make_segments(index, config)
     if not 0 <= number < len(segments):

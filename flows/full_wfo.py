@@ -41,7 +41,7 @@ from cryptorl.evaluation.publish import publish_summary, summary_store
 from cryptorl.evaluation.summary import run_rows, summarize_walk_forward
 from cryptorl.run_spec import RunSpec, pinned_profile, select_segments
 from cryptorl.storage import read_url
-from cryptorl.wfo import make_segments
+from cryptorl.wfo import coverage_line, make_segments
 
 SEGMENT_DEPLOYMENT = "wfo-segment/wfo-segment"
 SUMMARY_KEY = "wfo-summary"
@@ -66,6 +66,12 @@ def plan_segments(segments: str, data: str, data_config: DataConfig, wfo_config:
     """The segment numbers `segments` names among those the data allows."""
     ohlcv = load_bars(data, data_config)
     return select_segments(segments, len(make_segments(ohlcv.index, wfo_config)))
+
+
+@task(cache_policy=NO_CACHE)  # reads the data again, like plan_segments
+def coverage(data: str, data_config: DataConfig, wfo_config: WFOConfig) -> str:
+    """What `latest` trains and the bars it leaves idle (cryptorl/wfo.py `coverage_line`)."""
+    return coverage_line(load_bars(data, data_config).index, wfo_config)
 
 
 def local_task_runner() -> ProcessPoolTaskRunner:

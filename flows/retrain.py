@@ -11,7 +11,7 @@ from __future__ import annotations
 from prefect import flow
 
 from cryptorl.run_spec import RunSpec, pinned_profile
-from flows.full_wfo import plan_segments
+from flows.full_wfo import coverage, plan_segments
 from flows.wfo_segment import SegmentRun, wfo_segment
 
 
@@ -24,4 +24,5 @@ def retrain_latest(spec: RunSpec = RunSpec()) -> SegmentRun:
     """
     [segment] = plan_segments("latest", spec.data_source, spec.config.data, spec.config.wfo)
     print(f"newest segment the data allows: {segment}")
+    print(coverage(spec.data_source, spec.config.data, spec.config.wfo))
     return wfo_segment(segment=segment, spec=pinned_profile(spec))

@@ -51,9 +51,30 @@ def test_missing_file_exits_2(tmp_path, capsys):
 
 def test_segments_lists_numbered_date_ranges(capsys):
     assert main(["segments", "--profile", "cpu"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    *lines, coverage = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("segment 0: train 2018-01-01 00:00 .. 2018-12-31 23:00")
     assert all(line.startswith(f"segment {i}: ") for i, line in enumerate(lines))
+    assert coverage.startswith(f"latest is segment {len(lines) - 1}: its test slice ends ")
+
+
+def test_a_week_of_appended_bars_moves_latest_to_the_segment_it_completes(tmp_path, capsys):
+    """Retraining on the newest bars (README "Retraining"): the grid stays, and `segments` (like `wfo` and the
+    retrain-latest flow) says what `latest` trains and which bars no segment uses yet."""
+    bars = pd.read_parquet(DEFAULT_DATA_PATH)
+    dataset, week = tmp_path / "btc.parquet", tmp_path / "week.parquet"
+    cut, end = pd.Timestamp("2023-06-30", tz="UTC"), pd.Timestamp("2023-07-07", tz="UTC")
+    bars[bars["timestamp"] < cut].to_parquet(dataset, index=False)
+    bars[(bars["timestamp"] >= cut) & (bars["timestamp"] < end)].to_parquet(week, index=False)
+    assert main(["segments", "--profile", "cpu", "--data", str(dataset)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        "latest is segment 24: its test slice ends 2023-05-06 07:00; 1,312 newer bars (to 2023-06-29 23:00) are in "
+        "no segment yet; segment 25 completes in 152 more bars (its test slice ends 2023-07-06 07:00)")
+    assert main(["data", "append", str(week), "--into", str(dataset)]) == 0
+    assert "168 bars added" in capsys.readouterr().out
+    assert main(["segments", "--profile", "cpu", "--data", str(dataset)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        "latest is segment 25: its test slice ends 2023-07-06 07:00; 16 newer bars (to 2023-07-06 23:00) are in "
+        "no segment yet; segment 26 completes in 1,472 more bars (its test slice ends 2023-09-06 07:00)")
 
 
 @pytest.mark.parametrize("args, message", [
