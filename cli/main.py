@@ -14,10 +14,10 @@ import pandas as pd
 
 from cli.runs import cmd_audit, cmd_run, cmd_study, cmd_wfo, spec_from
 from cryptorl.audit.policies import VALID_SPECS
+from cryptorl.champion.registry import champion_lines
 from cryptorl.config import DEFAULT_DATA_PATH, SignalConfig
 from cryptorl.data import append_bars, dataset_name, load_bars, load_ohlcv_with_report
 from cryptorl.errors import ConfigError, CryptoRLError
-from cryptorl.registry import champion_lines
 from cryptorl.run_spec import SEGMENTS_SYNTAX, RunSpec
 from cryptorl.storage import ArtifactStore
 from cryptorl.study import SETTING_SYNTAX
@@ -318,7 +318,7 @@ def _cmd_champion(args: argparse.Namespace) -> int:
 
 
 def _cmd_signal(args: argparse.Namespace) -> int:
-    from cryptorl.live import compute_signal, signal_lines  # torch and SB3: only this command needs them
+    from cryptorl.champion.live import compute_signal, signal_lines  # torch and SB3: only this command needs them
 
     signal = compute_signal(
         ArtifactStore(args.storage),

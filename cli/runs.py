@@ -12,10 +12,10 @@ import pandas as pd
 
 from cryptorl.audit.policies import parse_policy_spec
 from cryptorl.audit.report import TABLE_COLUMNS, baseline_lines, headline_rows, headline_sharpes, run_line
+from cryptorl.champion.registry import decisions
 from cryptorl.config import SignalConfig
 from cryptorl.data import dataset_name, load_bars
 from cryptorl.errors import ArtifactNotFoundError
-from cryptorl.registry import decisions
 from cryptorl.run_spec import RunSpec, select_segments
 from cryptorl.storage import ArtifactStore, write_url
 from cryptorl.study import check_grid, grid_from_cli, render_text
@@ -84,7 +84,7 @@ def _run_segment(args: argparse.Namespace, policy: str):
 
 def _print_live_signal(store_url: str, data: str) -> None:
     """What `cryptorl signal` says now for the data source, on its newest bar however old (a historical file)."""
-    from cryptorl.live import compute_signal, signal_lines  # torch and SB3: only the commands that use them
+    from cryptorl.champion.live import compute_signal, signal_lines  # torch and SB3: only the commands that use them
 
     try:
         signal = compute_signal(ArtifactStore(store_url), data, config=SignalConfig(max_staleness_hours=float("inf")))

@@ -13,9 +13,9 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from cryptorl.champion.live import compute_signal as champion_signal
+from cryptorl.champion.live import signal_markdown
 from cryptorl.config import DEFAULT_DATA_PATH, SignalConfig
-from cryptorl.live import compute_signal as champion_signal
-from cryptorl.live import signal_markdown
 from cryptorl.storage import ArtifactStore
 
 SIGNAL_KEY = "signal"
@@ -25,7 +25,7 @@ SIGNAL_KEY = "signal"
 def compute_signal(
     data: str, storage: str | None, max_staleness_hours: float, position: float | None
 ) -> dict[str, Any]:
-    """The champion's signal (see cryptorl/live.py), shown as the markdown artifact `signal`."""
+    """The champion's signal (see cryptorl/champion/live.py), shown as the markdown artifact `signal`."""
     signal = champion_signal(
         ArtifactStore(storage), data, held=position, config=SignalConfig(max_staleness_hours=max_staleness_hours)
     )
@@ -47,7 +47,7 @@ def signal(
     """The position to hold now: the champion of `data`'s source on its newest complete bar.
 
     `data: null` is the bundled BTC/USDT file and `storage: null` the worker's $CRYPTORL_STORAGE; `position`
-    is the position you hold (default: the champion's own simulated path, see cryptorl/live.py).
+    is the position you hold (default: the champion's own simulated path, see cryptorl/champion/live.py).
     """
     result = compute_signal(data or str(DEFAULT_DATA_PATH), storage, max_staleness_hours, position)
     print(f"target position {result['position']:+.4f} on bar {result['bar']} ({result['champion']})")

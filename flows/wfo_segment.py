@@ -8,7 +8,7 @@ The split is shared; every seed fits its own HMM, pretrains its own MAE, trains 
 one seed after the other (training seeds the process-global RNGs, so two seeds sharing a process at once
 would not be reproducible). Every task is cached on the content of its inputs, the seed included, so each
 seed is its own cached run; `clean=True` recomputes them all. `promote` (never cached) lets the best healthy
-seed replace the data source's champion if it beats it on this segment's test slice (cryptorl/promotion.py).
+seed replace the data source's champion if it beats it on this segment's test slice (cryptorl/champion/promotion.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from prefect import flow
 from prefect.runtime import deployment, flow_run
 
 from cryptorl import stages
+from cryptorl.champion.promotion import Challenger, Decision
 from cryptorl.config import Profile
-from cryptorl.promotion import Challenger, Decision
 from cryptorl.run_spec import RunSpec
 from cryptorl.storage import ArtifactStore
 from tasks.audit import audit, publish_audit

@@ -9,7 +9,15 @@ import pandas as pd
 from cryptorl.audit.report import HEADLINE_W_COST
 from cryptorl.evaluation.bootstrap import Interval
 from cryptorl.evaluation.stitch import OVERLAP
-from cryptorl.evaluation.summary import BUY_AND_HOLD, NOT_AVAILABLE, PolicyRow, RunRow, StitchedSummary, WFOSummary
+from cryptorl.evaluation.summary import (
+    BUY_AND_HOLD,
+    COMPLETED,
+    NOT_AVAILABLE,
+    PolicyRow,
+    RunRow,
+    StitchedSummary,
+    WFOSummary,
+)
 
 STITCHED_COLUMNS = (
     "policy",
@@ -55,23 +63,40 @@ def summary_markdown(summary: WFOSummary, equity: str | None = None, links: dict
 
 
 def runs_table(rows: list[RunRow]) -> list[str]:
-    """One row per (segment, seed): run state, verdict, Sharpe per policy and the report; then mean and std."""
+    """One row per (segment, seed): the verdict (linked to its report), Sharpe per policy; mean and std; the runs.
+
+    Narrow enough for the artifact column of both Prefect UIs at 1400 px: no link column, and policy names
+    break between words in the header (the runs, with their states, go in one line under the table).
+    """
     labels = list(dict.fromkeys(label for row in rows for label in row.sharpe))
     table = [
-        _row(["segment", "seed", "run", "verdict", *(f"Sharpe {label}" for label in labels), "report"]),
-        _row(["---"] * (len(labels) + 5)),
+        _row(["segment", "seed", "verdict", *(f"Sharpe {label.replace('_', ' ')}" for label in labels)]),
+        _row(["---"] * (len(labels) + 3)),
     ]
     for row in rows:
-        run = f"[{row.state}]({row.run_url})" if row.run_url else row.state
-        report = f"[report.json]({row.report_uri})" if row.report_uri else NOT_AVAILABLE
         seed = NOT_AVAILABLE if row.seed is None else str(row.seed)
         table.append(
-            _row([str(row.segment), seed, run, row.verdict, *(_number(row.sharpe.get(lb)) for lb in labels), report])
+            _row([str(row.segment), seed, _verdict_cell(row), *(_number(row.sharpe.get(lb)) for lb in labels)])
         )
     values = [[row.sharpe[label] for row in rows if label in row.sharpe] for label in labels]
-    table.append(_row(["**mean**", "", "", "", *(_number(_mean(v)) for v in values), ""]))
-    table.append(_row(["**std**", "", "", "", *(_number(_std(v)) for v in values), ""]))
-    return table
+    table.append(_row(["**mean**", "", "", *(_number(_mean(v)) for v in values)]))
+    table.append(_row(["**std**", "", "", *(_number(_std(v)) for v in values)]))
+    return [*table, "", "Runs: " + " · ".join(_run_link(row) for row in _one_per_segment(rows))]
+
+
+def _verdict_cell(row: RunRow) -> str:
+    """The audit's verdict linked to its report.json; the run's state too when it did not complete."""
+    verdict = f"[{row.verdict}]({row.report_uri})" if row.report_uri else row.verdict
+    return verdict if row.state == COMPLETED else f"{verdict} ({row.state})"
+
+
+def _run_link(row: RunRow) -> str:
+    state = f"[{row.state}]({row.run_url})" if row.run_url else row.state
+    return f"segment {row.segment} {state}"
+
+
+def _one_per_segment(rows: list[RunRow]) -> list[RunRow]:
+    return list({row.segment: row for row in rows}.values())
 
 
 def versus_buy_and_hold(rows: list[RunRow]) -> list[str]:

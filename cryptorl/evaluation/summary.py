@@ -35,6 +35,7 @@ from cryptorl.storage import ArtifactStore, read_url
 
 NOT_AVAILABLE = "n/a"
 BUY_AND_HOLD = "buy_and_hold"
+COMPLETED = "Completed"  # the final state name of a segment run that finished
 Report = tuple[dict[str, Any], str]  # an audit report and its URI
 
 

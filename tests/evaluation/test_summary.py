@@ -108,11 +108,12 @@ def test_runs_table_shows_every_seed_the_mean_dispersion_and_buy_and_hold_wins()
     markdown = summary_markdown(summary)
     assert "# Walk-forward summary: 2 segments x 2 seeds, profile smoke" in markdown
     assert "Verdicts: ok 1, collapsed 1, n/a 1" in markdown
-    assert ("| 0 | 1 | [Completed](http://ui/0) | collapsed | 0.00 | 0.50 | [report.json](s3://b/1/report.json) |"
-            in markdown)
-    assert "| **mean** |  |  |  | 0.50 | 0.50 |  |" in markdown and "| **std** |  |  |  | 0.71 | 0.00 |  |" in markdown
+    assert "| segment | seed | verdict | Sharpe trained | Sharpe buy and hold |" in markdown  # no link column
+    assert "| 0 | 1 | [collapsed](s3://b/1/report.json) | 0.00 | 0.50 |" in markdown
+    assert "| **mean** |  |  | 0.50 | 0.50 |" in markdown and "| **std** |  |  | 0.71 | 0.00 |" in markdown
+    assert "Runs: segment 0 [Completed](http://ui/0) · segment 1 [Failed](http://ui/1)" in markdown
     assert "- trained beats buy_and_hold (test Sharpe) in 1 of 2 runs" in markdown
-    assert "| 1 | n/a | [Failed](http://ui/1) | n/a | n/a | n/a | n/a |" in markdown
+    assert "| 1 | n/a | n/a (Failed) | n/a | n/a |" in markdown
     assert "| segment 0 | 2 | 0.50 ± 0.71 |" in markdown
     assert "note: no stitched series" in markdown
 
@@ -120,7 +121,7 @@ def test_runs_table_shows_every_seed_the_mean_dispersion_and_buy_and_hold_wins()
 def test_summary_without_audit_reports_degrades_to_na():
     summary, stitched = summarize_walk_forward([RunRow(0, "Completed")], [], "smoke", "1h")
     markdown = summary_markdown(summary)
-    assert stitched is None and "| 0 | n/a | Completed | n/a | n/a |" in markdown
+    assert stitched is None and "| 0 | n/a | n/a |" in markdown
     assert "Sharpe vs buy & hold: n/a" in markdown
 
 

@@ -61,7 +61,8 @@ def test_summary_artifact_lists_every_segment_and_seed(full_run):
     assert artifact.type == "markdown"
     rows = [line for line in artifact.data.splitlines() if line.startswith(("| 0 |", "| 1 |"))]
     assert [row.split(" | ")[:2] for row in rows] == [["| 0", "0"], ["| 0", "1"], ["| 1", "0"], ["| 1", "1"]]
-    assert all("Completed" in row and "[report.json](file://" in row for row in rows)
+    assert all(re.search(r"^\| \d \| \d \| \[\w+\]\(file://\S+/report\.json\) \|", row) for row in rows)
+    assert re.search(r"^Runs: segment 0 \S*Completed\S* · segment 1 \S*Completed", artifact.data, re.MULTILINE)
     cells = [cell.strip() for row in rows for cell in row.strip("|").split("|")]
     assert "n/a" not in cells  # every verdict and Sharpe comes from an audit report (a cell, not a run id's "run/a")
     assert re.search(r"\| segment 0 \| 2 \| -?\d+\.\d\d ± \d+\.\d\d \|", artifact.data)

@@ -12,7 +12,7 @@ from PIL import Image
 from cryptorl.audit.plots import EMBED_MAX_WIDTH
 from cryptorl.audit.verdict import Verdict, judge
 from cryptorl.config import DEFAULT_DATA_PATH
-from cryptorl.promotion import clears
+from cryptorl.champion.promotion import clears
 from cryptorl.storage import ArtifactStore
 from tests.flows.prefect_helpers import flow_run_artifact, task_states
 

@@ -51,4 +51,4 @@ def test_the_summary_links_both_reports_in_the_bucket(full_run, workers):
     summary = flow_run_artifact(flow_run_id, "wfo-summary")
     for segment in (0, 1):
         [row] = [line for line in summary.data.splitlines() if line.startswith(f"| {segment} |")]
-        assert f"[report.json]({workers.store_url}/segments/{segment}/audit/" in row
+        assert f"]({workers.store_url}/segments/{segment}/audit/" in row and "/report.json) |" in row

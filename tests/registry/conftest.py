@@ -29,7 +29,7 @@ from cryptorl import stages
 from cryptorl.audit.verdict import HEALTHY
 from cryptorl.config import DEFAULT_DATA_PATH, Profile, get_profile, with_overrides
 from cryptorl.data import load_ohlcv
-from cryptorl.promotion import Challenger
+from cryptorl.champion.promotion import Challenger
 from cryptorl.storage import ArtifactRef, ArtifactStore
 from cryptorl.training.callbacks import CHECKPOINT_EXCLUDE
 from cryptorl.training.tqc import load_trained_model

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from cryptorl import registry
+from cryptorl.champion import registry
 from cli.main import main
 from cryptorl.config import SignalConfig
 from cryptorl.errors import ArtifactNotFoundError, CryptoRLError, DataError, ModelDimensionsError
-from cryptorl.live import compute_signal
-from cryptorl.promotion import promote
+from cryptorl.champion.live import compute_signal
+from cryptorl.champion.promotion import promote
 from cryptorl.storage import ArtifactStore
 
 DATASET = "btcusdt-1h"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from cryptorl import registry
+from cryptorl.champion import registry
 from cli.main import main
-from cryptorl.promotion import promote
+from cryptorl.champion.promotion import promote
 from cryptorl.storage import ArtifactStore
 
 DATASET = "btcusdt-1h"

@@ -12,12 +12,13 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from cryptorl import registry
+from cryptorl.champion import registry
 from cli.main import main
 from cryptorl.config import with_overrides
 from cryptorl.errors import ArtifactNotFoundError, ConfigError
-from cryptorl.live import compute_signal, floor_sharpes
-from cryptorl.promotion import clears, promote, promotion_markdown
+from cryptorl.champion.live import compute_signal, floor_sharpes
+from cryptorl.champion.promotion import clears, promote
+from cryptorl.champion.promotion_markdown import promotion_markdown
 from cryptorl.storage import ArtifactStore
 from tests.registry.conftest import pinned
 

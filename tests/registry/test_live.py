@@ -1,4 +1,4 @@
-"""cryptorl/live.py on real tiny models: the audit's numbers reproduced, no look-ahead, one-line refusals."""
+"""cryptorl/champion/live.py on real tiny models: the audit's numbers reproduced, no look-ahead, one-line refusals."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 from cryptorl.config import SignalConfig
 from cryptorl.errors import ConfigError, DataError, ModelDimensionsError, StorageError
-from cryptorl.live import compute_signal, load_model, model_path, signal_lines, slice_metrics
-from cryptorl.registry import ChampionRecord, Member, create_version
+from cryptorl.champion.live import compute_signal, load_model, model_path, signal_lines, slice_metrics
+from cryptorl.champion.registry import ChampionRecord, Member, create_version
 from cryptorl.storage import ArtifactRef, ArtifactStore
 
 

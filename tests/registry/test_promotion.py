@@ -10,11 +10,12 @@ from threading import Barrier
 import pandas as pd
 import pytest
 
-from cryptorl import registry
-from cryptorl.registry import Member
+from cryptorl.champion import registry
+from cryptorl.champion.registry import Member
 from cryptorl.errors import ConfigError
-from cryptorl.live import load_model, net_metrics, slice_metrics, slice_positions
-from cryptorl.promotion import promote, promotion_markdown
+from cryptorl.champion.live import load_model, net_metrics, slice_metrics, slice_positions
+from cryptorl.champion.promotion import promote
+from cryptorl.champion.promotion_markdown import promotion_markdown
 from cryptorl.storage import ArtifactStore
 
 DATASET = "btcusdt-1h"

@@ -1,4 +1,4 @@
-"""cryptorl/registry.py: records that round-trip, append-only versions, the champion pointer, the decision log."""
+"""cryptorl/champion/registry.py: records that round-trip, append-only versions, the champion pointer, the decision log."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 import pandas as pd
 import pytest
 
-from cryptorl import registry
+from cryptorl.champion import registry
 from cryptorl.errors import ArtifactNotFoundError, CheckpointError
-from cryptorl.registry import ChampionRecord, Member
+from cryptorl.champion.registry import ChampionRecord, Member
 from cryptorl.storage import ArtifactStore
 
 PROMOTED_AT = pd.Timestamp("2026-01-05 02:00", tz="UTC")

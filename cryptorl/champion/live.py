@@ -34,6 +34,7 @@ from sb3_contrib import TQC
 
 from cryptorl.audit import BacktestMetrics, Policy, TrainedPolicy, backtest, compute_metrics
 from cryptorl.audit.report import HEADLINE_W_COST
+from cryptorl.champion.registry import ChampionRecord, ModelRefs, require_champion, seeds_text
 from cryptorl.config import Profile, SignalConfig
 from cryptorl.data import bars_per_year, dataset_name, load_bars
 from cryptorl.data.validation import format_timestamp, parse_bar
@@ -46,7 +47,6 @@ from cryptorl.models.checkpoint import load_mae_checkpoint
 from cryptorl.models.foundation import DIMENSION_FIELDS
 from cryptorl.models.rl_adapter import HEADS, FoundationFeatureExtractor
 from cryptorl.regime import RegimeModel
-from cryptorl.registry import ChampionRecord, ModelRefs, require_champion, seeds_text
 from cryptorl.seeding import resolve_device
 from cryptorl.storage import ArtifactStore
 from cryptorl.training.tqc import encoder_cache_for, load_trained_model

@@ -9,11 +9,11 @@ Layout in the artifact store, per data source name (`cryptorl.data.dataset_name`
     registry/<dataset>/decisions/<utc>-<id>.json  every promotion decision, accepted or rejected, with its numbers
 
 The live champion is the newest version unless it was retired: a retrain re-scored it on newer bars and it
-fell below the promotion floor (cryptorl/promotion.py). Then there is no live model until a challenger that
+fell below the promotion floor (cryptorl/champion/promotion.py). Then there is no live model until a challenger that
 clears the floor is promoted as the next version. A promotion judged against version n creates version n + 1 with
 `ArtifactStore.create_exclusive`, so of two promotions judged against the same champion exactly one
 creates it; the other finds the name taken and is judged again against the new champion
-(cryptorl/promotion.py). The versions are the registry's truth and its append-only history;
+(cryptorl/champion/promotion.py). The versions are the registry's truth and its append-only history;
 `champion.json` mirrors the newest one: every writer re-reads the newest version after writing it, so
 the last write always names the newest version. Decisions have unique names: appending one never races.
 """

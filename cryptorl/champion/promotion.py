@@ -5,7 +5,7 @@ The rule, for the candidates of one segment run (one per seed) on one data sourc
    test slice starts no earlier than the newest champion's: a model trained on older data never replaces a
    newer one, and so the champion is always scored on bars it never trained on.
 2. Every such candidate is scored by the same code: its net Sharpe at w_cost 1 with the real fee over its own
-   test slice, from flat (cryptorl/live.py; its audit's number up to float rounding). With two or more healthy
+   test slice, from flat (cryptorl/champion/live.py; its audit's number up to float rounding). With two or more healthy
    seeds their seed ensemble is a candidate too: the mean of their positions, each seed deciding from its own
    path (the seeds' wobbles are independent, so averaging cancels part of them). Each must clear the floor
    (`PromotionConfig.floor`): beat, strictly, the net Sharpe of each floor baseline (flat's is 0, buy & hold's)
@@ -34,12 +34,15 @@ import pandas as pd
 
 from cryptorl.audit.report import HEADLINE_W_COST
 from cryptorl.audit.verdict import HEALTHY
-from cryptorl.config import DataConfig, Profile
-from cryptorl.data import dataset_name, load_bars
-from cryptorl.data.validation import format_timestamp
-from cryptorl.errors import ConfigError, StorageError
-from cryptorl.live import floor_sharpes, load_champion_models, load_model, net_metrics, slice_metrics, slice_positions
-from cryptorl.registry import (
+from cryptorl.champion.live import (
+    floor_sharpes,
+    load_champion_models,
+    load_model,
+    net_metrics,
+    slice_metrics,
+    slice_positions,
+)
+from cryptorl.champion.registry import (
     ChampionRecord,
     Member,
     ModelRefs,
@@ -51,6 +54,10 @@ from cryptorl.registry import (
     retire,
     seeds_text,
 )
+from cryptorl.config import DataConfig, Profile
+from cryptorl.data import dataset_name, load_bars
+from cryptorl.data.validation import format_timestamp
+from cryptorl.errors import ConfigError, StorageError
 from cryptorl.stages import AuditArtifacts, MAEArtifacts, RegimeArtifacts, SegmentArtifacts, TQCArtifacts
 from cryptorl.storage import ArtifactRef, ArtifactStore
 
@@ -93,7 +100,7 @@ class CandidateScore:
     policy: str  # what its audit judged
     verdict: str
     audit_sharpe: float | None  # its audit's net test Sharpe at w_cost 1
-    sharpe: float | None  # re-scored by cryptorl/live.py (None when excluded before scoring)
+    sharpe: float | None  # re-scored by cryptorl/champion/live.py (None when excluded before scoring)
     floor: dict[str, float] | None  # each floor baseline's net Sharpe on its test slice (None: not scored)
     test_first: pd.Timestamp
     test_last: pd.Timestamp
@@ -396,15 +403,15 @@ def _rule(
             True,
             False,
             (
-                f"{best.label} (net test Sharpe {_number(best.sharpe)}) beats champion v{champion.version}'s "
-                f"{_number(champion.sharpe)} on the challenger's test slice {slice_text}"
+                f"{best.label} (net test Sharpe {sharpe_text(best.sharpe)}) beats champion v{champion.version}'s "
+                f"{sharpe_text(champion.sharpe)} on the challenger's test slice {slice_text}"
             ),
         )
     why = (
         f"no candidate can be promoted ({'; '.join(f'{s.label}: {s.excluded}' for s in ranked)})"
         if best is None or champion is None
-        else f"{best.label} (net test Sharpe {_number(best.sharpe)}) does not beat champion v{champion.version}'s "
-        f"{_number(champion.sharpe)} on the challenger's test slice {slice_text}"
+        else f"{best.label} (net test Sharpe {sharpe_text(best.sharpe)}) does not beat champion v{champion.version}'s "
+        f"{sharpe_text(champion.sharpe)} on the challenger's test slice {slice_text}"
     )
     if champion is None:
         return False, False, f"{why}; there is still no live champion"
@@ -425,8 +432,8 @@ def _slice_text(score: CandidateScore) -> str:
 def _retirement(champion: ChampionScore, slice_text: str) -> str:
     """Why a champion re-scored below the floor on the run's test slice is retired."""
     return (
-        f"champion v{champion.version} is retired: its net Sharpe {_number(champion.sharpe)} on the newest test slice "
-        f"{slice_text} does not clear the floor ({floor_text(champion.floor or {})})"
+        f"champion v{champion.version} is retired: its net Sharpe {sharpe_text(champion.sharpe)} on the newest "
+        f"test slice {slice_text} does not clear the floor ({floor_text(champion.floor or {})})"
     )
 
 
@@ -479,71 +486,6 @@ def _plain(value: Any) -> Any:
 # -- reporting --------------------------------------------------------------------------------------------
 
 
-def promotion_markdown(decision: Decision) -> str:
-    """The `promotion` artifact: which way, why, the numbers of the challenger, the champion and every candidate."""
-    after = f"champion v{decision.version}" if decision.version else "no live champion"
-    lines = [f"# Promotion {decision.outcome.upper()}: {decision.dataset}, {after}", "", decision.reason, ""]
-    rows = _comparison_rows(decision)
-    if rows:  # no table at all when there is neither a promotable challenger nor a champion
-        lines += [
-            "| | segment | seed | verdict | net test Sharpe (challenger's slice) | audit Sharpe | model |",
-            "|---|---|---|---|---|---|---|",
-            *rows,
-        ]
-    lines += [
-        "",
-        "Candidates (one per seed, and the seed ensemble of the healthy ones; the best promotable one is "
-        "the challenger):",
-        "",
-    ]
-    lines += [_candidate_line(score) for score in decision.candidates]
-    lines += [
-        "",
-        "Rule: the challenger is the best healthy seed whose test slice starts no earlier than the "
-        "champion's and whose net Sharpe at w_cost 1 with the real fee beats the floor's baselines on that "
-        "slice; it replaces the champion only if it also beats the champion's, re-scored on the challenger's "
-        "test slice with the champion's own scaler, HMM, encoder and agent. A champion that stays but no "
-        "longer clears the floor there is retired.",
-        f"Decision {decision.id} at {format_timestamp(decision.at)}"
-        + (f" (judged again after {decision.lost_races} lost race(s))" if decision.lost_races else "")
-        + ".",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _comparison_rows(decision: Decision) -> list[str]:
-    """The challenger's and the champion's table rows, for those that exist."""
-    rows = []
-    if decision.challenger is not None:
-        c = decision.challenger
-        rows.append(
-            f"| challenger | {c.segment} | {seeds_text(c.seeds)} | {c.verdict} | {_number(c.sharpe)} | "
-            f"{_number(c.audit_sharpe)} | {c.model_id} |"
-        )
-    if decision.champion is not None:
-        k = decision.champion
-        rows.append(
-            f"| champion v{k.version} ({k.profile}), promoted {format_timestamp(k.promoted_at)}, "
-            f"{k.age_hours:.1f} h ago | {k.segment} | {seeds_text(k.seeds)} | {HEALTHY} | {_number(k.sharpe)} | "
-            f"{_number(k.own_sharpe)} (own slice) | {k.model_id} |"
-        )
-    floor = next(
-        (score.floor for score in decision.candidates if score.floor is not None),
-        decision.champion.floor if decision.champion is not None else None,
-    )
-    rows += [f"| floor: {name} | | | | {value:.3f} | | |" for name, value in (floor or {}).items()] if rows else []
-    return rows
-
-
-def _candidate_line(score: CandidateScore) -> str:
-    return (
-        f"- {score.label}: verdict {score.verdict}, net test Sharpe {_number(score.sharpe)} (audit "
-        f"{_number(score.audit_sharpe)}), test slice {format_timestamp(score.test_first)} .. "
-        f"{format_timestamp(score.test_last)}"
-        + (f", floor {floor_text(score.floor)}" if score.floor is not None else "")
-        + (f"; not promotable: {score.excluded}" if score.excluded else "")
-    )
-
-
-def _number(value: float | None) -> str:
+def sharpe_text(value: float | None) -> str:
+    """A net Sharpe ratio as the decisions print it."""
     return "n/a" if value is None else f"{value:.3f}"
