@@ -7,9 +7,11 @@
 #   benchmarks/gpu_profile.sh run --device cpu --tiny   # the CPU rehearsal, tiny sizes, about 2 minutes
 #
 # `run` prints, in order: the device; BatchCryptoEnv vs DummyVecEnv at 1024 envs (env_throughput.py); one TQC
-# update and one MAE step of the gpu profile against their matmul limits (learner_limit.py); then ~3 minutes of
-# gpu-profile training on segment 0 (gpu_train.py: env steps/s with updates, updates/s, peak GPU memory and the
-# projected wall time of 25M steps). The GPU machine has python3 with CUDA torch, pandas and pyarrow only.
+# update and one MAE step of the gpu profile against their matmul limits (learner_limit.py); the compiled update
+# against the eager one, inductor and CUDA graphs (compiled_update.py: compile time, updates/s, fraction of the
+# matmul limit); then 2 minutes of gpu-profile training on segment 0, eager and with CUDA graphs (gpu_train.py:
+# env steps/s with updates, updates/s, peak GPU memory and the projected wall time of 25M steps). The GPU
+# machine has python3 with CUDA torch, pandas and pyarrow only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,7 @@ command=${1:-}
 shift || true
 device=cuda
 tiny=0
-seconds=180
+seconds=120
 while [[ $# -gt 0 ]]; do
   case $1 in
     --device) device=$2; shift 2 ;;
@@ -37,6 +39,7 @@ case $command in
   run)
     python=${PYTHON:-python3}
     export PYTHONPATH=".gpu_deps:.:benchmarks${PYTHONPATH:+:$PYTHONPATH}"
+    modes=default,reduce-overhead best_mode=reduce-overhead  # CUDA graphs; on CPU reduce-overhead is inductor only
     if [[ $tiny == 1 ]]; then
       envs=64 profiles=smoke
       overrides=(--override train.n_envs=16 --override train.batch_size=64 --override train.learning_starts=512
@@ -52,8 +55,13 @@ case $command in
     $python benchmarks/env_throughput.py --device "$device" --envs "$envs"
     echo "== learner and MAE step vs their matmul limits, profile $profiles"
     $python benchmarks/learner_limit.py --device "$device" --profiles "$profiles"
-    echo "== gpu profile trained for $seconds s on segment 0"
-    $python benchmarks/gpu_train.py run .gpu_segment --device "$device" --seconds "$seconds" "${overrides[@]}"
+    echo "== the compiled update (train.compile) vs the eager one, profile $profiles"
+    $python benchmarks/compiled_update.py --device "$device" --profiles "$profiles" --modes "$modes" --rounds 3
+    for compile in off "$best_mode"; do
+      echo "== gpu profile trained for $seconds s on segment 0, train.compile=$compile"
+      $python benchmarks/gpu_train.py run .gpu_segment --device "$device" --seconds "$seconds" "${overrides[@]}" \
+        --override "train.compile=$compile"
+    done
     ;;
   *)
     echo "gpu_profile.sh: error: unknown command '${command}': use prepare or run [--device cpu|cuda] [--tiny]" >&2

@@ -69,6 +69,9 @@ class TrainConfig:
     # CUDA only: float32 matmuls on TF32 tensor cores (10-bit-mantissa inputs, float32 accumulation), several
     # times the float32 rate on H100/H200 class GPUs; CPU runs are unaffected.
     tf32_matmul: bool = True
+    # The update through torch.compile (cryptorl/training/compiled.py): off (eager), default (inductor) or
+    # reduce-overhead (inductor, and on CUDA replayed as CUDA graphs). Chosen by benchmarks/compiled_update.py.
+    compile: Literal["off", "default", "reduce-overhead"] = "off"
     min_ent_coef: float = 0.01
     w_cost_final_high: float = 2.0  # the MORL curriculum widens w_cost ~ U[0, high] up to this
     # The fee in the training reward (and the exact-cost critic's cost) is env.fee times this; eval scoring,

@@ -84,8 +84,12 @@ class EncoderCache:
     def lookup(self, bar_index: torch.Tensor) -> Embedded:
         """Embeddings (B, W, d) float32, context windows (B, W, c) and the bar's features (B, F) for `bar_index`.
 
-        Callers must not modify the returned tensors in place: a repeated lookup returns the same ones.
+        Callers must not modify the returned tensors in place: a repeated lookup returns the same ones. Inside
+        `torch.compile` the lookup is the bare gather (no memo, no check: a data-dependent check would break the
+        graph); the compiled update checks its batch's indices before the graph runs (`check`).
         """
+        if torch.compiler.is_compiling():
+            return self._take(_as_index(bar_index))
         for seen, version, embedded in self._memo:
             if seen is bar_index and version == bar_index._version:
                 return embedded
@@ -93,19 +97,34 @@ class EncoderCache:
         self._memo.append((bar_index, bar_index._version, embedded))
         return embedded
 
-    def _gather(self, bar_index: torch.Tensor) -> Embedded:
-        index = bar_index.reshape(-1).round().long()  # (B,) SB3 hands Box observations over as floats
-        if self.embeddings.device != index.device:
-            self.embeddings, self.context, self.features, self.valid = (
-                t.to(index.device) for t in (self.embeddings, self.context, self.features, self.valid)
-            )
+    def check(self, bar_index: torch.Tensor) -> None:
+        """Every index names a cached, fully valid window, else one DataError line (a host sync on CUDA)."""
+        index = _as_index(bar_index)
+        self.to(index.device)
         if not (((index >= 0) & (index < self.n_bars)).all() and self.valid[index].all()):
             bad = sorted({int(i) for i in index.cpu() if not (0 <= i < self.n_bars and self.valid[i])})[:5]
             raise DataError(
                 f"bar_index {bad} has no cached window (needs {self.window} valid bars ending there, "
                 f"0 <= index < {self.n_bars}): emit indices of the cached slice's full windows only"
             )
+
+    def to(self, device: torch.device) -> None:
+        """Move the cache to `device` (once: later calls on the same device do nothing)."""
+        if self.embeddings.device != device:
+            self.embeddings, self.context, self.features, self.valid = (
+                t.to(device) for t in (self.embeddings, self.context, self.features, self.valid)
+            )
+
+    def _gather(self, bar_index: torch.Tensor) -> Embedded:
+        self.check(bar_index)
+        return self._take(_as_index(bar_index))
+
+    def _take(self, index: torch.Tensor) -> Embedded:
         return self.embeddings[index].float(), gather_windows(self.context, index, self.window), self.features[index]
+
+
+def _as_index(bar_index: torch.Tensor) -> torch.Tensor:
+    return bar_index.reshape(-1).round().long()  # (B,) SB3 hands Box observations over as floats
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@
 the same order); what goes is work whose result nothing reads:
 - the actor loss backpropagates through the critic only to reach the actions: SB3 also computes the
   critic's weight gradients and its whole features extractor's backward there, which the next critic
-  update discards (`zero_grad`); here the critic's parameters are frozen for that pass, so autograd builds
+  update discards (`zero_grad`); here that pass runs the critic on detached parameters, so autograd builds
   no graph through its extractor and computes only the gradient w.r.t. the actions;
 - the target update averages only trainable parameters, in two fused `torch._foreach_*` calls instead of
   two kernels per tensor: the frozen encoder copies inside the extractors stay exactly the frozen weights
@@ -14,6 +14,9 @@ the same order); what goes is work whose result nothing reads:
   for bit);
 - losses and the entropy coefficient are logged from tensors gathered over the call and read back once,
   not with one `.item()` (a device sync on CUDA) per loss per gradient step.
+
+The update of one batch is one function of tensors (`LeanTQC.update`), so `train.compile` can hand it to
+`torch.compile` (cryptorl/training/compiled.py).
 
 - the target critic's parameters require no gradient (nothing trains them: Polyak averaging writes them).
   sb3-contrib's critic runs its extractor under `set_grad_enabled(True)` even inside the TD target's
@@ -31,9 +34,6 @@ rounds differently; the test bounds that too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -45,28 +45,21 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 from torch import nn
 
 from cryptorl.envs.market import W_COST
+from cryptorl.training.compiled import CompiledUpdate
+
+LOSS_KEYS = ("ent_coef_loss", "ent_coef", "actor_loss", "critic_loss")  # an update's (4,) loss row, in order
 
 
-@dataclass
-class UpdateLog:
-    """Per-gradient-step losses as tensors; `record` reads them back once per `train()` call."""
-
-    ent_coef_losses: list[torch.Tensor] = field(default_factory=list)
-    ent_coefs: list[torch.Tensor] = field(default_factory=list)
-    actor_losses: list[torch.Tensor] = field(default_factory=list)
-    critic_losses: list[torch.Tensor] = field(default_factory=list)
-
-    def record(self, logger: Logger, n_updates: int) -> None:
-        """The same keys and values as `TQC.train` logs (means of the float32 values, in float64)."""
-        logger.record("train/n_updates", n_updates, exclude="tensorboard")
-        for key, values in (
-            ("ent_coef", self.ent_coefs),
-            ("actor_loss", self.actor_losses),
-            ("critic_loss", self.critic_losses),
-            ("ent_coef_loss", self.ent_coef_losses),
-        ):
-            if values:
-                logger.record(f"train/{key}", float(np.mean(_host_floats(values))))
+def record_losses(logger: Logger, n_updates: int, rows: list[torch.Tensor], learned_entropy: bool) -> None:
+    """The same keys and values as `TQC.train` logs (means of the float32 values, in float64), read back from
+    the call's (4,) loss rows at once: not one `.item()` (a device sync on CUDA) per loss per gradient step."""
+    logger.record("train/n_updates", n_updates, exclude="tensorboard")
+    if not rows:
+        return
+    means = _host_floats(rows).mean(axis=0)  # (4,)
+    for key, mean in zip(LOSS_KEYS, means, strict=True):
+        if key != "ent_coef_loss" or learned_entropy:
+            logger.record(f"train/{key}", float(mean))
 
 
 class LeanTQC(TQC):
@@ -77,24 +70,40 @@ class LeanTQC(TQC):
     copies pair a state with the next state of another action) of the squared change of the deterministic action
     from the state to its next state, weighed by the state's w_cost: a proxy for the cost of trading, so that a
     cost-free episode is not smoothed and the policy stays conditioned on the cost weight.
+
+    `compile_mode` (`train.compile`): "off" runs `update` eagerly; "default" and "reduce-overhead" run it
+    through `torch.compile` (cryptorl/training/compiled.py; on CUDA "reduce-overhead" replays it as CUDA graphs).
     """
 
-    def __init__(self, *args: Any, smoothness: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, smoothness: float = 0.0, compile_mode: str = "off", **kwargs: Any) -> None:
         self.smoothness = smoothness
+        self.compile_mode = compile_mode
+        self.compiled: CompiledUpdate | None = None  # built at the first compiled `train` call
         super().__init__(*args, **kwargs)
 
     def _setup_model(self) -> None:
         super()._setup_model()
         self.critic_target.requires_grad_(False)  # written by Polyak averaging only
 
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        return optimizers + ([self.ent_coef_optimizer] if self.ent_coef_optimizer is not None else [])
+
+    def _update_learning_rate(self, optimizers: list[torch.optim.Optimizer] | torch.optim.Optimizer) -> None:
+        """SB3's schedule; a compiled update's learning rates are tensors, written in place (no recompile)."""
+        if self.compiled is None:
+            super()._update_learning_rate(optimizers)
+            return
+        learning_rate = self.lr_schedule(self._current_progress_remaining)
+        self.logger.record("train/learning_rate", learning_rate)
+        self.compiled.set_learning_rate(learning_rate)
+
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
-        optimizers = [self.actor.optimizer, self.critic.optimizer]
-        if self.ent_coef_optimizer is not None:
-            optimizers.append(self.ent_coef_optimizer)
-        self._update_learning_rate(optimizers)
-        log = UpdateLog()
-        averaged = trainable_pairs(self.critic, self.critic_target)
+        if self.compile_mode != "off" and self.compiled is None:
+            self.compiled = CompiledUpdate(self, self.compile_mode)
+        self._update_learning_rate(self.optimizers())
+        rows = []  # (4,) loss rows
         for gradient_step in range(gradient_steps):
             replay = self.replay_buffer
             assert replay is not None  # SB3 builds it in _setup_model
@@ -102,53 +111,58 @@ class LeanTQC(TQC):
             data = cast(DictReplayBufferSamples, replay.sample(batch_size, env=self._vec_normalize_env))
             if self.use_sde:
                 self.actor.reset_noise()
-            actions_pi, log_prob = self.actor.action_log_prob(data.observations)  # (B, 1), (B,)
-            log_prob = log_prob.reshape(-1, 1)
-            ent_coef = self._entropy_step(log_prob, log)
-            target_quantiles = self._target_quantiles(data, ent_coef, batch_size)
-            self._critic_step(data, target_quantiles, log)
-            self._actor_step(data, actions_pi, log_prob, ent_coef, log)
-            if gradient_step % self.target_update_interval == 0:
-                polyak_average(averaged, self.tau)
-                for stat, target_stat in zip(self.batch_norm_stats, self.batch_norm_stats_target, strict=True):
-                    target_stat.copy_(stat)  # SB3's polyak_update(..., 1.0): a copy
+            average = gradient_step % self.target_update_interval == 0
+            rows.append(self.compiled.step(data, average) if self.compiled else self.update(data, average))
         self._n_updates += gradient_steps
-        log.record(self.logger, self._n_updates)
+        record_losses(self.logger, self._n_updates, rows, self.ent_coef_optimizer is not None)
 
-    def _entropy_step(self, log_prob: torch.Tensor, log: UpdateLog) -> torch.Tensor:
-        """The entropy coefficient of this step (learned ones take their Adam step first, as in TQC)."""
+    def update(self, data: DictReplayBufferSamples, average: bool) -> torch.Tensor:
+        """One gradient step of TQC on one batch, a function of tensors: entropy coefficient, critic, actor,
+        then the Polyak average when `average`. Returns the (4,) loss row (`LOSS_KEYS`)."""
+        actions_pi, log_prob = self.actor.action_log_prob(data.observations)  # (B, 1), (B,)
+        log_prob = log_prob.reshape(-1, 1)
+        ent_coef, ent_coef_loss = self._entropy_step(log_prob)
+        target_quantiles = self._target_quantiles(data, ent_coef)
+        critic_loss = self._critic_step(data, target_quantiles)
+        actor_loss = self._actor_step(data, actions_pi, log_prob, ent_coef)
+        if average:
+            polyak_average(trainable_pairs(self.critic, self.critic_target), self.tau)
+            for stat, target_stat in zip(self.batch_norm_stats, self.batch_norm_stats_target, strict=True):
+                target_stat.copy_(stat)  # SB3's polyak_update(..., 1.0): a copy
+        return torch.stack([ent_coef_loss, ent_coef.reshape(()), actor_loss, critic_loss])
+
+    def _entropy_step(self, log_prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The entropy coefficient of this step and its loss (learned ones take their Adam step first, as in
+        TQC; a fixed one has loss 0)."""
         if self.ent_coef_optimizer is None or self.log_ent_coef is None:
-            log.ent_coefs.append(self.ent_coef_tensor.detach())
-            return self.ent_coef_tensor
+            return self.ent_coef_tensor, torch.zeros((), device=log_prob.device)
         ent_coef = torch.exp(self.log_ent_coef.detach())
         loss = -(self.log_ent_coef * (log_prob + float(self.target_entropy)).detach()).mean()
-        log.ent_coef_losses.append(loss.detach())
-        log.ent_coefs.append(ent_coef)
         self.ent_coef_optimizer.zero_grad()
         loss.backward()
         self.ent_coef_optimizer.step()
-        return ent_coef
+        return ent_coef, loss.detach()
 
     @torch.no_grad()
-    def _target_quantiles(self, data: DictReplayBufferSamples, ent_coef: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def _target_quantiles(self, data: DictReplayBufferSamples, ent_coef: torch.Tensor) -> torch.Tensor:
         """TD targets (B, 1, n_target_quantiles): the truncated target mixture, entropy term, reward, discount."""
         discounts = data.discounts if data.discounts is not None else self.gamma
         next_actions, next_log_prob = self.actor.action_log_prob(data.next_observations)
         next_quantiles = self.critic_target(data.next_observations, next_actions)  # (B, n_critics, n_quantiles)
         n_target_quantiles = self.critic.quantiles_total - self.top_quantiles_to_drop_per_net * self.critic.n_critics
-        next_quantiles, _ = torch.sort(next_quantiles.reshape(batch_size, -1))
+        next_quantiles, _ = torch.sort(next_quantiles.reshape(next_quantiles.shape[0], -1))
         next_quantiles = next_quantiles[:, :n_target_quantiles]
         target = next_quantiles - ent_coef * next_log_prob.reshape(-1, 1)
         target = data.rewards + (1 - data.dones) * discounts * target
         return target.unsqueeze(1)
 
-    def _critic_step(self, data: DictReplayBufferSamples, target_quantiles: torch.Tensor, log: UpdateLog) -> None:
+    def _critic_step(self, data: DictReplayBufferSamples, target_quantiles: torch.Tensor) -> torch.Tensor:
         current_quantiles = self.critic(data.observations, data.actions)  # (B, n_critics, n_quantiles)
         loss = quantile_huber_loss(current_quantiles, target_quantiles)
-        log.critic_losses.append(loss.detach())
         self.critic.optimizer.zero_grad()
         loss.backward()
         self.critic.optimizer.step()
+        return loss.detach()
 
     def _action_change(self, data: DictReplayBufferSamples) -> torch.Tensor:
         """Mean over the real sampled states of w_cost times the squared change of the deterministic action to
@@ -160,22 +174,19 @@ class LeanTQC(TQC):
         return (observations[W_COST] * (now - after).pow(2)).mean()
 
     def _actor_step(
-        self,
-        data: DictReplayBufferSamples,
-        actions_pi: torch.Tensor,
-        log_prob: torch.Tensor,
-        ent_coef: torch.Tensor,
-        log: UpdateLog,
-    ) -> None:
-        with frozen(self.critic):  # gradients reach the actions only
-            qf_pi = self.critic(data.observations, actions_pi).mean(dim=2).mean(dim=1, keepdim=True)  # (B, 1)
+        self, data: DictReplayBufferSamples, actions_pi: torch.Tensor, log_prob: torch.Tensor, ent_coef: torch.Tensor
+    ) -> torch.Tensor:
+        critic = torch.func.functional_call(
+            self.critic, detached_parameters(self.critic), (data.observations, actions_pi)
+        )
+        qf_pi = critic.mean(dim=2).mean(dim=1, keepdim=True)  # (B, 1); gradients reach the actions only
         loss = (ent_coef * log_prob - qf_pi).mean()
         if self.smoothness:
             loss = loss + self.smoothness * self._action_change(data)
-        log.actor_losses.append(loss.detach())
         self.actor.optimizer.zero_grad()
         loss.backward()
         self.actor.optimizer.step()
+        return loss.detach()
 
 
 def _real_rows(observations: dict[str, torch.Tensor], n_rows: int) -> dict[str, torch.Tensor]:
@@ -202,17 +213,11 @@ def quantile_huber_loss(current: torch.Tensor, target: torch.Tensor) -> torch.Te
     return (weight * huber).sum() / huber.numel()
 
 
-@contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """`module`'s trainable parameters do not require gradients inside the block (and do again after it)."""
-    trainable = [parameter for parameter in module.parameters() if parameter.requires_grad]
-    for parameter in trainable:
-        parameter.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for parameter in trainable:
-            parameter.requires_grad_(True)
+def detached_parameters(module: nn.Module) -> dict[str, torch.Tensor]:
+    """`module`'s parameters detached from autograd: run through `torch.func.functional_call`, the module's
+    output carries gradients to its inputs only (its weights get none, and no graph reaches them). Unlike
+    toggling `requires_grad`, this traces into one compiled graph."""
+    return {name: parameter.detach() for name, parameter in module.named_parameters()}
 
 
 def trainable_pairs(online: nn.Module, target: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -233,6 +238,6 @@ def polyak_average(pairs: tuple[list[torch.Tensor], list[torch.Tensor]], tau: fl
     torch._foreach_add_(target, online, alpha=tau)
 
 
-def _host_floats(values: list[torch.Tensor]) -> np.ndarray:
-    """(N,) float64 on the host from N one-element tensors (one device-to-host copy)."""
-    return torch.stack([value.reshape(()) for value in values]).cpu().numpy().astype(np.float64)
+def _host_floats(rows: list[torch.Tensor]) -> np.ndarray:
+    """(N, 4) float64 on the host from N (4,) loss rows (one device-to-host copy)."""
+    return torch.stack(rows).cpu().numpy().astype(np.float64)

@@ -155,7 +155,11 @@ def build_tqc(
     }
     if config.exact_cost_critic:
         policy_kwargs.update(cost_per_unit=env.config.fee * env.config.reward_scale, execution=env.execution)
-    smoothness: dict[str, Any] = {"smoothness": config.smoothness} if config.smoothness else {}  # a LeanTQC setting
+    lean: dict[str, Any] = {}  # LeanTQC's own settings (sb3-contrib's TQC, which benchmarks pass, has none)
+    if config.smoothness:
+        lean["smoothness"] = config.smoothness
+    if config.compile != "off":
+        lean["compile_mode"] = config.compile
     return learner(
         ExactCostPolicy if config.exact_cost_critic else "MultiInputPolicy",
         env,
@@ -187,7 +191,7 @@ def build_tqc(
         seed=seed,
         device=env.device,
         verbose=0,
-        **smoothness,
+        **lean,
     )
 
 

@@ -11,7 +11,7 @@ from cryptorl.config import get_profile
 from cryptorl.envs import MarketData
 from cryptorl.models import CryptoMAE, attach_encoder_cache
 from cryptorl.seeding import seed_everything
-from cryptorl.training.learner import LeanTQC, UpdateLog, frozen, quantile_huber_loss
+from cryptorl.training.learner import LeanTQC, detached_parameters, quantile_huber_loss
 from cryptorl.training.tqc import build_tqc, encoder_cache_for, make_env
 
 PROFILE = get_profile("smoke")
@@ -78,18 +78,18 @@ def test_the_actor_loss_sends_no_gradient_into_the_critic():
     data = model.replay_buffer.sample(PROFILE.train.batch_size)
     actions_pi, log_prob = model.actor.action_log_prob(data.observations)
     model.critic.optimizer.zero_grad()
-    model._actor_step(data, actions_pi, log_prob.reshape(-1, 1), torch.tensor(0.1), UpdateLog())
+    model._actor_step(data, actions_pi, log_prob.reshape(-1, 1), torch.tensor(0.1))
     assert all(p.grad is None for p in model.critic.parameters())
     assert all(p.grad is not None for p in model.actor.parameters() if p.requires_grad)
     assert [name for name, p in model.critic.named_parameters() if p.requires_grad] == trainable_before
 
 
-def test_frozen_restores_exactly_the_parameters_that_were_trainable():
+def test_detached_parameters_pass_gradients_to_the_inputs_only():
     layer = torch.nn.Linear(3, 2)
-    layer.bias.requires_grad_(False)
-    with frozen(layer):
-        assert not layer.weight.requires_grad
-    assert layer.weight.requires_grad and not layer.bias.requires_grad
+    inputs = torch.randn(4, 3, requires_grad=True)
+    torch.func.functional_call(layer, detached_parameters(layer), (inputs,)).sum().backward()
+    assert layer.weight.grad is None and layer.bias.grad is None and inputs.grad is not None
+    assert torch.equal(inputs.grad, layer.weight.sum(0).expand(4, 3))
 
 
 def test_quantile_huber_loss_equals_sb3_contribs_value_and_gradient():
