@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from sb3_contrib import TQC
@@ -155,11 +154,8 @@ def build_tqc(
     }
     if config.exact_cost_critic:
         policy_kwargs.update(cost_per_unit=env.config.fee * env.config.reward_scale, execution=env.execution)
-    lean: dict[str, Any] = {}  # LeanTQC's own settings (sb3-contrib's TQC, which benchmarks pass, has none)
-    if config.smoothness:
-        lean["smoothness"] = config.smoothness
-    if config.compile != "off":
-        lean["compile_mode"] = config.compile
+    # LeanTQC's own settings; sb3-contrib's TQC (the benchmarks' "today" learner) has neither.
+    lean = {"smoothness": config.smoothness, "compile_mode": config.compile} if issubclass(learner, LeanTQC) else {}
     return learner(
         ExactCostPolicy if config.exact_cost_critic else "MultiInputPolicy",
         env,
