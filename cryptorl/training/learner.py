@@ -85,6 +85,9 @@ class LeanTQC(TQC):
         super()._setup_model()
         self.critic_target.requires_grad_(False)  # written by Polyak averaging only
 
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "compiled"]  # rebuilt at the first `train` after a load
+
     def optimizers(self) -> list[torch.optim.Optimizer]:
         optimizers = [self.actor.optimizer, self.critic.optimizer]
         return optimizers + ([self.ent_coef_optimizer] if self.ent_coef_optimizer is not None else [])

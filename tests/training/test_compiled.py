@@ -84,3 +84,12 @@ def test_compiled_update_checks_bar_indices_before_the_graph(trained):
     data.observations["bar_index"][0] = -1.0
     with pytest.raises(DataError, match=r"bar_index \[-1\] has no cached window"):
         model.compiled.step(data, average=True)
+
+
+def test_a_compiled_learner_saves_and_loads(trained, tmp_path):
+    model = trained["default"][2]
+    model.save(tmp_path / "model.zip")
+    loaded = LeanTQC.load(tmp_path / "model.zip", env=model.get_env(), device="cpu")
+    assert loaded.compile_mode == "default" and loaded.compiled is None
+    actor_state = model.actor.state_dict()
+    assert all(torch.equal(tensor, actor_state[name]) for name, tensor in loaded.actor.state_dict().items())
