@@ -9,7 +9,7 @@ from cryptorl.champion.promotion_markdown import promotion_markdown
 from cryptorl.storage import ArtifactStore
 
 PROMOTION_KEY = "promotion"
-EVENT_PREFIX = "cryptorl.champion.promotion"  # .accepted / .rejected / .retired: what users hang automations on
+EVENT_PREFIX = "cryptorl.promotion"  # .accepted / .rejected / .retired: what users hang automations on
 
 
 @task(cache_policy=NO_CACHE)  # a decision depends on the registry's current champion: never reuse one
@@ -17,8 +17,8 @@ def promote(store_url: str, challengers: list[Challenger]) -> Decision:
     """Promote the best healthy seed of a segment run that clears the floor if it beats the champion, or retire a
     champion below the floor; the `promotion` artifact and event.
 
-    The event `cryptorl.champion.promotion.accepted` / `.rejected` / `.retired` is about the resource
-    `cryptorl.champion.registry.<dataset>` and carries the decision's numbers in its payload.
+    The event `cryptorl.promotion.accepted` / `.rejected` / `.retired` is about the resource
+    `cryptorl.registry.<dataset>` and carries the decision's numbers in its payload.
     """
     decision = promote_challengers(ArtifactStore(store_url), challengers)
     create_markdown_artifact(
@@ -28,7 +28,7 @@ def promote(store_url: str, challengers: list[Challenger]) -> Decision:
         event=f"{EVENT_PREFIX}.{decision.outcome}",
         payload=decision.to_json(),
         resource={
-            "prefect.resource.id": f"cryptorl.champion.registry.{decision.dataset}",
+            "prefect.resource.id": f"cryptorl.registry.{decision.dataset}",
             "prefect.resource.name": decision.dataset,
         },
     )

@@ -59,7 +59,7 @@ def read_event(name: str, flow_run_id) -> object:
 
     EventsWorker.drain_all()
     event_filter = EventFilter(event=EventNameFilter(name=[name]),
-                               resource=EventResourceFilter(id=[f"cryptorl.champion.registry.{DATASET}"]),
+                               resource=EventResourceFilter(id=[f"cryptorl.registry.{DATASET}"]),
                                related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"]))
     with get_client(sync_client=True) as client:
         for _ in range(40):  # the server persists events asynchronously
@@ -89,11 +89,11 @@ def test_the_promotion_artifact_says_which_way_and_why(promoted):
 
 def test_each_decision_emits_its_event_with_the_numbers(promoted):
     _, _, [(accepted_run, accepted), (rejected_run, rejected)] = promoted
-    accepted_event = read_event("cryptorl.champion.promotion.accepted", accepted_run)
+    accepted_event = read_event("cryptorl.promotion.accepted", accepted_run)
     assert accepted_event.payload["id"] == accepted.id and accepted_event.payload["version"] == 1
     assert accepted_event.payload["outcome"] == "accepted"
     assert accepted_event.payload["challenger"]["sharpe"] == accepted.challenger.sharpe
-    rejected_event = read_event("cryptorl.champion.promotion.rejected", rejected_run)
+    rejected_event = read_event("cryptorl.promotion.rejected", rejected_run)
     assert rejected_event.payload["id"] == rejected.id
     assert rejected_event.payload["reason"] == rejected.reason and rejected_event.payload["champion"]["version"] == 1
 
@@ -101,7 +101,7 @@ def test_each_decision_emits_its_event_with_the_numbers(promoted):
 def test_a_retirement_emits_its_event_with_the_numbers(retired):
     (_, accepted), (retiring_run, retiring) = retired
     assert accepted.outcome == "accepted" and retiring.outcome == "retired"
-    event = read_event("cryptorl.champion.promotion.retired", retiring_run)
+    event = read_event("cryptorl.promotion.retired", retiring_run)
     assert event.payload["id"] == retiring.id and event.payload["retired"] == 1 and event.payload["version"] is None
     assert event.payload["champion"]["sharpe"] == retiring.champion.sharpe < 0
     assert event.payload["champion"]["floor"] == retiring.champion.floor
