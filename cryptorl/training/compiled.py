@@ -84,6 +84,10 @@ def tensor_learning_rates(optimizers: list[torch.optim.Optimizer], capturable: b
             group["lr"] = torch.tensor(float(group["lr"]), device=device)
             group.update(capturable=capturable, fused=False, foreach=None)
             rates.append(group["lr"])
+            for parameter in group["params"]:
+                state = optimizer.state.get(parameter, {})
+                if capturable and "step" in state:  # counted by eager steps before: it moves next to its parameter
+                    state["step"] = state["step"].to(device=device, dtype=torch.float32)
     return rates
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from sb3_contrib import TQC
@@ -155,7 +156,9 @@ def build_tqc(
     if config.exact_cost_critic:
         policy_kwargs.update(cost_per_unit=env.config.fee * env.config.reward_scale, execution=env.execution)
     # LeanTQC's own settings; sb3-contrib's TQC (the benchmarks' "today" learner) has neither.
-    lean = {"smoothness": config.smoothness, "compile_mode": config.compile} if issubclass(learner, LeanTQC) else {}
+    lean: dict[str, Any] = {"smoothness": config.smoothness, "compile_mode": config.compile}
+    if not issubclass(learner, LeanTQC):
+        lean = {}
     return learner(
         ExactCostPolicy if config.exact_cost_critic else "MultiInputPolicy",
         env,
