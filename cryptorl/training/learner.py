@@ -141,7 +141,7 @@ class LeanTQC(TQC):
             return self.ent_coef_tensor, torch.zeros((), device=log_prob.device)
         ent_coef = torch.exp(self.log_ent_coef.detach())
         loss = -(self.log_ent_coef * (log_prob + float(self.target_entropy)).detach()).mean()
-        self.ent_coef_optimizer.zero_grad()
+        clear_gradients(self.ent_coef_optimizer)
         loss.backward()
         self.ent_coef_optimizer.step()
         return ent_coef, loss.detach()
@@ -162,7 +162,7 @@ class LeanTQC(TQC):
     def _critic_step(self, data: DictReplayBufferSamples, target_quantiles: torch.Tensor) -> torch.Tensor:
         current_quantiles = self.critic(data.observations, data.actions)  # (B, n_critics, n_quantiles)
         loss = quantile_huber_loss(current_quantiles, target_quantiles)
-        self.critic.optimizer.zero_grad()
+        clear_gradients(self.critic.optimizer)
         loss.backward()
         self.critic.optimizer.step()
         return loss.detach()
@@ -186,7 +186,7 @@ class LeanTQC(TQC):
         loss = (ent_coef * log_prob - qf_pi).mean()
         if self.smoothness:
             loss = loss + self.smoothness * self._action_change(data)
-        self.actor.optimizer.zero_grad()
+        clear_gradients(self.actor.optimizer)
         loss.backward()
         self.actor.optimizer.step()
         return loss.detach()
@@ -214,6 +214,13 @@ def quantile_huber_loss(current: torch.Tensor, target: torch.Tensor) -> torch.Te
     # sum / count is mean's arithmetic, but its backward broadcasts one scalar instead of writing a full
     # tensor of grad / count.
     return (weight * huber).sum() / huber.numel()
+
+
+def clear_gradients(optimizer: torch.optim.Optimizer) -> None:
+    """`optimizer.zero_grad()` (set to None) in a form dynamo traces: `Optimizer.zero_grad` breaks the graph."""
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            parameter.grad = None
 
 
 def detached_parameters(module: nn.Module) -> dict[str, torch.Tensor]:
