@@ -51,7 +51,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for batch, model in models.items():
             samples[batch].append(timed_learn(model, args.vec_steps))
-    base = next(iter(shapes))
+    base, largest = next(iter(shapes)), list(shapes)[-1]
     medians = {batch: tuple(statistics.median(values) for values in zip(*runs)) for batch, runs in samples.items()}
     for batch, (steps_per_s, updates_per_s) in medians.items():
         train = shapes[batch].train
@@ -61,7 +61,7 @@ def main() -> None:
             f"{steps_per_s:9.1f} env steps/s, {updates_per_s:8.1f} updates/s, "
             f"{steps_per_s / medians[base][0]:.2f}x the base"
         )
-    print(f"largest_batch_speedup={medians[batch][0] / medians[base][0]:.2f}")
+    print(f"largest_batch_speedup={medians[largest][0] / medians[base][0]:.2f}")
 
 
 if __name__ == "__main__":

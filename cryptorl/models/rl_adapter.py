@@ -99,7 +99,9 @@ class EncoderCache:
 
     def check(self, bar_index: torch.Tensor) -> None:
         """Every index names a cached, fully valid window, else one DataError line (a host sync on CUDA)."""
-        index = _as_index(bar_index)
+        self._check(_as_index(bar_index))
+
+    def _check(self, index: torch.Tensor) -> None:
         self.to(index.device)
         if not (((index >= 0) & (index < self.n_bars)).all() and self.valid[index].all()):
             bad = sorted({int(i) for i in index.cpu() if not (0 <= i < self.n_bars and self.valid[i])})[:5]
@@ -116,8 +118,9 @@ class EncoderCache:
             )
 
     def _gather(self, bar_index: torch.Tensor) -> Embedded:
-        self.check(bar_index)
-        return self._take(_as_index(bar_index))
+        index = _as_index(bar_index)
+        self._check(index)
+        return self._take(index)
 
     def _take(self, index: torch.Tensor) -> Embedded:
         return self.embeddings[index].float(), gather_windows(self.context, index, self.window), self.features[index]

@@ -20,7 +20,7 @@ sb3-contrib is overridden, never forked: the compiled function is the same metho
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
@@ -30,9 +30,6 @@ from cryptorl.envs.market import BAR_INDEX
 if TYPE_CHECKING:
     from cryptorl.models.rl_adapter import EncoderCache
     from cryptorl.training.learner import LeanTQC
-
-CompileMode = Literal["off", "default", "reduce-overhead"]
-COMPILE_MODES: tuple[str, ...] = ("off", "default", "reduce-overhead")
 
 
 class StaticBatch:
@@ -53,7 +50,6 @@ class CompiledUpdate:
     """`model.update` compiled with `mode`, its optimizers made graph-safe, its batches static."""
 
     def __init__(self, model: LeanTQC, mode: str) -> None:
-        self.model = model
         self.caches = _encoder_caches(model)
         self.learning_rates = tensor_learning_rates(model.optimizers(), capturable=model.device.type == "cuda")
         self.batch: StaticBatch | None = None
