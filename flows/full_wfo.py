@@ -38,7 +38,7 @@ from prefect.task_runners import ProcessPoolTaskRunner
 from cryptorl.config import DataConfig, WFOConfig
 from cryptorl.data import load_bars
 from cryptorl.evaluation.publish import publish_summary, summary_store
-from cryptorl.evaluation.summary import run_rows, summarize_walk_forward
+from cryptorl.evaluation.summary import COMPLETED, run_rows, summarize_walk_forward
 from cryptorl.run_spec import RunSpec, pinned_profile, select_segments
 from cryptorl.storage import read_url
 from cryptorl.wfo import coverage_line, make_segments
@@ -133,7 +133,7 @@ def jsonable(params: dict[str, Any]) -> dict[str, Any]:
 
 def check_all_completed(outcomes: list[SegmentOutcome]) -> None:
     """Fail the calling flow, naming every segment run that did not complete."""
-    failed = [o for o in outcomes if o.state != "Completed"]
+    failed = [o for o in outcomes if o.state != COMPLETED]
     if failed:
         raise RuntimeError(
             f"{len(failed)} of {len(outcomes)} segment runs did not complete: "
@@ -154,7 +154,7 @@ def audit_report_uris(flow_run_id: UUID) -> list[str]:
 
 def read_audit_reports(outcome: SegmentOutcome) -> list[tuple[dict[str, Any], str]]:
     """A segment run's audit reports and their URIs, by seed; none when the run did not complete."""
-    uris = audit_report_uris(outcome.flow_run_id) if outcome.state == "Completed" else []
+    uris = audit_report_uris(outcome.flow_run_id) if outcome.state == COMPLETED else []
     return sorted(((json.loads(read_url(uri)), uri) for uri in uris), key=lambda pair: pair[0].get("seed", 0))
 
 

@@ -156,9 +156,9 @@ def build_tqc(
     if config.exact_cost_critic:
         policy_kwargs.update(cost_per_unit=env.config.fee * env.config.reward_scale, execution=env.execution)
     # LeanTQC's own settings; sb3-contrib's TQC (the benchmarks' "today" learner) has neither.
-    lean: dict[str, Any] = {"smoothness": config.smoothness, "compile_mode": config.compile}
-    if not issubclass(learner, LeanTQC):
-        lean = {}
+    lean: dict[str, Any] = (
+        {"smoothness": config.smoothness, "compile_mode": config.compile} if issubclass(learner, LeanTQC) else {}
+    )
     return learner(
         ExactCostPolicy if config.exact_cost_critic else "MultiInputPolicy",
         env,
