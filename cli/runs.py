@@ -11,11 +11,12 @@ from typing import Any
 import pandas as pd
 
 from cryptorl.audit.policies import parse_policy_spec
-from cryptorl.audit.report import TABLE_COLUMNS, baseline_lines, headline_rows, headline_sharpes, run_line
+from cryptorl.audit.report import TABLE_COLUMNS, baseline_lines, headline_rows, run_line
 from cryptorl.champion.registry import decisions
 from cryptorl.config import SignalConfig
 from cryptorl.data import dataset_name, load_bars
 from cryptorl.errors import ArtifactNotFoundError
+from cryptorl.evaluation.summary import BUY_AND_HOLD, sharpe_by_policy
 from cryptorl.run_spec import RunSpec, select_segments
 from cryptorl.storage import ArtifactStore, write_url
 from cryptorl.study import check_grid, grid_from_cli, render_text
@@ -130,8 +131,9 @@ def cmd_wfo(args: argparse.Namespace) -> int:
         reports: list[dict[str, Any]] = [report for report, _ in read_audit_reports(outcome)] or [{}]
         for report in reports:
             label = f"segment {outcome.segment}" + (f" seed {report['seed']}" if report else "")
-            sharpes = headline_sharpes(report) if report else (None, None)
-            print(run_line(label, outcome.state, report.get("verdict"), *sharpes, decision))
+            sharpes = sharpe_by_policy(report.get("metrics", []))
+            verdict, policy = report.get("verdict"), report.get("policy", "")
+            print(run_line(label, outcome.state, verdict, sharpes.get(policy), sharpes.get(BUY_AND_HOLD), decision))
     print(
         f"{len(outcomes)} segments done in {time.perf_counter() - started:.1f} s; "
         "summary: Prefect artifact 'wfo-summary'"

@@ -45,12 +45,6 @@ def headline_rows(rows: list[dict]) -> list[dict]:
     return [row for row in rows if row["w_cost"] == w_costs[0]]
 
 
-def headline_sharpes(report: dict) -> tuple[float | None, float | None]:
-    """(the audited policy's, buy & hold's) net test Sharpe at the headline w_cost."""
-    rows = {row["policy"]: row for row in headline_rows(report["metrics"])}
-    return rows[report["policy"]].get("sharpe"), rows.get("buy_and_hold", {}).get("sharpe")
-
-
 def run_line(
     label: str, state: str, verdict: str | None, sharpe: float | None, buy_and_hold: float | None, decision: str
 ) -> str:

@@ -120,3 +120,18 @@ def test_cli_wfo_refuses_unknown_segments_before_any_flow_runs(capsys):
     assert main(["wfo", "--segments", "2-99"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("cryptorl: error: segments '2-99': segment ") and "\n" not in err
+
+
+def test_cli_wfo_ends_with_each_runs_verdict_sharpes_and_promotion(full_run, run_params, capsys):
+    from cli.main import main
+
+    args = ["wfo", "--segments", "0-1", "--profile", "smoke", "--timesteps", str(TIMESTEPS), "--data",
+            run_params["data"], "--storage", run_params["storage"], "--seeds", SEEDS, "--set", "mae.max_epochs=1"]
+    assert main(args) == 0  # every stage a cache hit of full_run's
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("segment ")]
+    run_lines = [line for line in lines if " seed " in line.split(":")[0]]
+    assert [line.split(":")[0] for line in run_lines] == [f"segment {s} seed {d}" for s in (0, 1) for d in (0, 1)]
+    number = r"-?\d+(\.\d+)?"
+    for line in run_lines:
+        assert re.search(rf": [A-Z]+, net Sharpe {number} vs buy & hold {number}; ", line), line
+        assert re.search(r"; (promotion (accepted|rejected|retired): .+|no promotion decision logged)$", line), line
